@@ -1,0 +1,192 @@
+"""The HTTP API of DESIGN §3 (FastAPI): web client, config, sessions, avatars, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from aiortc import RTCSessionDescription
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .config import RuntimeConfig
+from .engines.loader import OFFLINE_LLM_NOTICE, build_engines
+from .ice import ice_servers
+from .metrics import RuntimeMetrics
+from .pipeline.reply import Engines
+from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
+from .sessions import SessionLimitReached, SessionManager
+from .transport.opus import set_opus_bitrate
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+_AVATAR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+class Runtime:
+    """What the routes share: config, metrics, engines (loaded at start-up) and the sessions."""
+
+    def __init__(self, config: RuntimeConfig, engines: Engines | None = None) -> None:
+        self.config = config
+        self.metrics = RuntimeMetrics()
+        self.engines = engines
+        self.sessions: SessionManager | None = None
+        self.load_error: str | None = None
+
+    async def start(self) -> None:
+        set_opus_bitrate(self.config.server.opus_bitrate)
+        if self.engines is None:
+            try:
+                self.engines = await asyncio.to_thread(build_engines, self.config)
+            except Exception as exc:  # surfaced on /readyz and in the log, the server stays up to say so
+                self.load_error = f"{type(exc).__name__}: {exc}"
+                log.error("models failed to load: %s", self.load_error)
+                return
+        self.sessions = SessionManager(self.engines, self.config, self.metrics)
+
+    async def stop(self) -> None:
+        if self.sessions is not None:
+            await self.sessions.close_all()
+
+
+async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "body_too_large", f"request body larger than {limit} bytes")
+    body = bytearray()
+    async for piece in request.stream():
+        body += piece
+        if len(body) > limit:
+            raise ApiError(413, "body_too_large", f"request body larger than {limit} bytes")
+    try:
+        payload = json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise ApiError(400, "bad_json", "request body is not valid JSON") from None
+    if not isinstance(payload, dict):
+        raise ApiError(400, "bad_request", 'body must be a JSON object {"sdp": ..., "type": "offer"}')
+    sdp, kind = payload.get("sdp"), payload.get("type")
+    if kind != "offer":
+        raise ApiError(400, "bad_request", 'field "type" must be "offer"')
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise ApiError(400, "bad_sdp", 'field "sdp" must be an SDP offer (text starting with "v=0")')
+    if "m=audio" not in sdp:
+        raise ApiError(400, "bad_sdp", "the offer has no audio section: send the microphone as an audio track")
+    if "m=application" not in sdp:
+        raise ApiError(400, "bad_sdp", 'the offer has no data channel: create the "avatar" channel before the offer')
+    return RTCSessionDescription(sdp=sdp, type="offer")
+
+
+def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI:
+    """The ASGI app; `engines` may be passed in (tests share loaded models), else they load at start-up."""
+    runtime = Runtime(config, engines)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        await runtime.start()
+        yield
+        await runtime.stop()
+
+    app = FastAPI(title="Gaussian Avatar runtime", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.runtime = runtime
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return _error(400, "bad_request", str(exc.errors()[0].get("msg", "invalid request")))
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/api/config")
+    async def api_config() -> dict:
+        llm = runtime.engines.llm if runtime.engines else None
+        return {
+            "iceServers": ice_servers(config.turn),
+            "blendshapes": list(ARKIT_BLENDSHAPES),
+            "fps": EXPRESSION_FPS,
+            "avatar": {"url": f"/avatars/{config.avatar.name}.zip"},
+            "sessions": {
+                "active": runtime.sessions.active if runtime.sessions else 0,
+                "limit": config.server.concurrent_limit,
+            },
+            "llm": {
+                "engine": llm.name if llm else None,
+                "embedded": bool(llm and llm.embedded),
+                "notice": OFFLINE_LLM_NOTICE if llm and llm.embedded else None,
+            },
+            "authRequired": bool(config.server.auth_token),
+        }
+
+    @app.post("/api/sessions", status_code=201)
+    async def open_session(request: Request) -> JSONResponse:
+        token = config.server.auth_token
+        if token and request.headers.get("authorization", "") != f"Bearer {token}":
+            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required")
+        offer = await _read_offer(request, config.server.max_body_bytes)
+        if runtime.sessions is None:
+            reason = runtime.load_error or "models are still loading"
+            raise ApiError(503, "not_ready", f"the runtime is not ready: {reason}", {"Retry-After": "5"})
+        try:
+            session, answer = await runtime.sessions.open(offer)
+        except SessionLimitReached:
+            retry = str(config.server.retry_after_s)
+            message = f"all {runtime.sessions.limit} conversation slots are busy; try again in {retry} s"
+            raise ApiError(503, "capacity", message, {"Retry-After": retry}) from None
+        except ValueError as exc:
+            raise ApiError(400, "bad_sdp", f"the SDP offer could not be used: {exc}") from None
+        return JSONResponse({"session_id": session.id, "sdp": answer.sdp, "type": answer.type}, status_code=201)
+
+    @app.delete("/api/sessions/{session_id}", status_code=204)
+    async def close_session(session_id: str) -> Response:
+        if runtime.sessions is None or not await runtime.sessions.close(session_id, "closed"):
+            raise ApiError(404, "unknown_session", f"no session {session_id[:64]!r}")
+        return Response(status_code=204)
+
+    @app.get("/avatars/{name}.zip")
+    async def avatar(name: str) -> FileResponse:
+        path = Path(config.avatar.dir) / f"{name}.zip"
+        if not _AVATAR_NAME.match(name) or not path.is_file():
+            raise ApiError(404, "unknown_avatar", f"no avatar named {name[:64]!r} in {config.avatar.dir}")
+        return FileResponse(path, media_type="application/zip")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if runtime.sessions is None:
+            return _error(503, "not_ready", runtime.load_error or "models are still loading")
+        return JSONResponse({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

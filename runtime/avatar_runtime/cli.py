@@ -1,0 +1,64 @@
+"""`avatar-runtime`: the command line of the runtime (DESIGN §2b)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from .config import ConfigError, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="avatar-runtime", description="Gaussian Avatar runtime")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="serve the web client, the API and WebRTC sessions")
+    serve.add_argument("--config", help="YAML config file (see runtime/avatar_runtime/default_config.yaml)")
+    serve.add_argument("--host", help="bind address (default from config: 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default from config: 8282)")
+    serve.add_argument("--no-tls", action="store_true", help="plain HTTP (loopback and tests; behind a TLS proxy)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    check = commands.add_parser("check-config", help="validate a config file and print the merged result")
+    check.add_argument("--config", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(getattr(args, "config", None))
+    except ConfigError as exc:
+        print(f"avatar-runtime: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(config.model_dump_json(indent=2, exclude={"llm": {"api_key"}}))
+        return 0
+    return _serve(config, args)
+
+
+def _serve(config, args) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .tls import ensure_certificate
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    host = args.host or config.server.host
+    port = args.port or config.server.port
+    tls_kwargs = {}
+    if config.tls.enabled and not args.no_tls:
+        try:
+            cert, key = ensure_certificate(config.tls)
+        except (OSError, ValueError) as exc:
+            print(f"avatar-runtime: TLS: {exc}", file=sys.stderr)
+            return 2
+        tls_kwargs = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    scheme = "https" if tls_kwargs else "http"
+    shown_host = "localhost" if host in ("0.0.0.0", "::") else host
+    logging.getLogger("avatar_runtime").info("serving on %s://%s:%d", scheme, shown_host, port)
+    uvicorn.run(create_app(config), host=host, port=port, log_level=args.log_level, **tls_kwargs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Runtime configuration: one YAML file, every key documented in `default_config.yaml`, validated at start.
+
+Precedence: built-in defaults < config file < environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`,
+`AVATAR_LLM_MODEL`, `AVATAR_MODEL_DIR`). A bad file raises `ConfigError` with one line naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message is one line that names the offending key."""
+
+
+class _Section(BaseModel):
+    # Unknown keys are errors: a typo must not silently fall back to a default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class VADConfig(_Section):
+    threshold: float = Field(0.5, gt=0.0, lt=1.0, description="speech probability that starts speech")
+    release_threshold: float = Field(0.35, gt=0.0, lt=1.0, description="probability below which a chunk is silence")
+    min_speech_ms: int = Field(96, ge=32, le=2000, description="speech needed before a turn (and barge-in) starts")
+    pause_ms: int = Field(192, ge=32, le=5000, description="silence that starts speculative transcription")
+    hangover_ms: int = Field(448, ge=64, le=5000, description="silence that ends the user's turn")
+    preroll_ms: int = Field(320, ge=0, le=2000, description="audio kept before speech onset for ASR")
+    max_utterance_s: float = Field(20.0, gt=1.0, le=120.0, description="force the end of a turn after this long")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> VADConfig:
+        if self.release_threshold > self.threshold:
+            raise ValueError("vad.release_threshold must not exceed vad.threshold")
+        if self.pause_ms > self.hangover_ms:
+            raise ValueError("vad.pause_ms must not exceed vad.hangover_ms")
+        return self
+
+
+class ASRConfig(_Section):
+    engine: Literal["whisper"] = "whisper"
+    model_path: str | None = Field(None, description="CTranslate2 Whisper dir; default: the wheel-shipped tiny.en")
+    language: str = "en"
+    threads: int = Field(2, ge=1, le=64)
+    short_window: bool = Field(True, description="encode utterance + 2 s, not Whisper's fixed 30 s (~5x faster)")
+
+
+class LLMConfig(_Section):
+    base_url: str | None = Field(None, description="OpenAI-compatible endpoint; env OPENAI_BASE_URL wins")
+    api_key: str | None = Field(None, description="env OPENAI_API_KEY wins")
+    model: str = Field("gpt-4o-mini", description="env AVATAR_LLM_MODEL wins")
+    system_prompt: str = (
+        "You are a friendly talking avatar. Your replies are spoken aloud, so answer in one to three short "
+        "sentences of plain text, without lists, markdown or emoji."
+    )
+    history_turns: int = Field(8, ge=0, le=100, description="user+assistant exchanges kept as context")
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(256, ge=1, le=8192)
+    timeout_s: float = Field(30.0, gt=0.0)
+
+
+class TTSConfig(_Section):
+    engine: Literal["piper", "espeak"] = "piper"
+    voice: str | None = Field(None, description="espeak voice name (e.g. en-us); piper uses its bundled voice")
+    rate_wpm: int = Field(165, ge=80, le=400, description="espeak speaking rate")
+
+
+class A2EConfig(_Section):
+    engine: Literal["audio"] = "audio"
+
+
+class TurnConfig(_Section):
+    """TURN relay offered to browsers; `static_auth_secret` gives coturn REST-API ephemeral credentials."""
+
+    urls: list[str] = Field(default_factory=list)
+    username: str | None = None
+    credential: str | None = None
+    static_auth_secret: str | None = None
+    ttl_s: int = Field(3600, ge=60)
+    stun_urls: list[str] = Field(default_factory=list, description="extra STUN servers for browsers")
+
+
+class TLSConfig(_Section):
+    enabled: bool = True
+    cert_file: str | None = Field(None, description="PEM certificate; default: self-signed, generated on first run")
+    key_file: str | None = None
+    self_signed_dir: str = "./certs"
+
+
+class AvatarConfig(_Section):
+    name: str = "default"
+    dir: str = Field("./avatars", description="directory of LAM avatar .zip files served at /avatars/")
+
+
+class ServerConfig(_Section):
+    host: str = "0.0.0.0"
+    port: int = Field(8282, ge=1, le=65535)
+    concurrent_limit: int = Field(4, ge=1, le=10000)
+    retry_after_s: int = Field(10, ge=1)
+    max_body_bytes: int = Field(65536, ge=1024)
+    session_idle_timeout_s: float = Field(30.0, gt=0, description="close a session whose WebRTC never connects")
+    opus_bitrate: int = Field(32000, ge=6000, le=510000, description="reply audio bitrate (aiortc default: 96k)")
+    auth_token: str | None = Field(None, description="if set, POST /api/sessions needs 'Authorization: Bearer ...'")
+
+
+class RuntimeConfig(_Section):
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    vad: VADConfig = Field(default_factory=VADConfig)
+    asr: ASRConfig = Field(default_factory=ASRConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    tts: TTSConfig = Field(default_factory=TTSConfig)
+    a2e: A2EConfig = Field(default_factory=A2EConfig)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
+    tls: TLSConfig = Field(default_factory=TLSConfig)
+    avatar: AvatarConfig = Field(default_factory=AvatarConfig)
+    model_dir: str = Field("./models", description="model cache (env AVATAR_MODEL_DIR wins)")
+
+
+def _one_line(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "config"
+    return f"{where}: {first['msg']}"
+
+
+def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> RuntimeConfig:
+    """Read, merge and validate the configuration; raise ConfigError with one clear line on any problem."""
+    env = dict(os.environ) if env is None else env
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config file {path}{where} is not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(loaded).__name__}")
+        raw = loaded or {}
+    try:
+        config = RuntimeConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"invalid config: {_one_line(exc)}") from None
+    return _apply_env(config, env)
+
+
+def _apply_env(config: RuntimeConfig, env: dict[str, str]) -> RuntimeConfig:
+    llm = config.llm
+    if env.get("OPENAI_BASE_URL"):
+        llm.base_url = env["OPENAI_BASE_URL"]
+    if env.get("OPENAI_API_KEY"):
+        llm.api_key = env["OPENAI_API_KEY"]
+    if env.get("AVATAR_LLM_MODEL"):
+        llm.model = env["AVATAR_LLM_MODEL"]
+    if env.get("AVATAR_MODEL_DIR"):
+        config.model_dir = env["AVATAR_MODEL_DIR"]
+    if llm.base_url and not llm.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"llm.base_url must start with http:// or https://, got {llm.base_url!r}")
+    return config

@@ -1,0 +1,1 @@
+"""Engines: one module per provider, each behind an interface of `base.py`."""

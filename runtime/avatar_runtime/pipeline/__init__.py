@@ -1,0 +1,1 @@
+"""The per-session conversation pipeline: typed events between small stages."""

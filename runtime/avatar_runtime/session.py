@@ -1,0 +1,293 @@
+"""One conversation: the WebRTC peer, the turn-taking controller and the reply in progress.
+
+Side effects live here (sending on the data channel, the peer connection, metrics); the decisions come from
+the pure pieces it wires: `TurnDetector` (when the user's turn starts, pauses, ends), `ReplyWorker` (what the
+avatar says), `Playout` (when each sample and frame leaves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+
+from .config import RuntimeConfig
+from .engines.vad_silero import CHUNK_SAMPLES
+from .metrics import RuntimeMetrics
+from .pipeline.client_events import BadClientMessage, Bye, InterruptRequest, TextMessage, parse_client_message
+from .pipeline.playout import Playout, PullResult
+from .pipeline.reply import Engines, ReplyHandle, ReplyWorker
+from .pipeline.turn_detector import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS, encode_frame
+from .transport.tracks import OUTPUT_RATE, ReplyAudioTrack, read_microphone
+
+log = logging.getLogger(__name__)
+
+
+class Session:
+    def __init__(
+        self,
+        session_id: str,
+        engines: Engines,
+        config: RuntimeConfig,
+        metrics: RuntimeMetrics,
+        on_closed: Callable[[Session], None],
+    ) -> None:
+        self.id = session_id
+        self._engines = engines
+        self._config = config
+        self._metrics = metrics
+        self._on_closed = on_closed
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.playout = Playout(sample_rate=OUTPUT_RATE, fps=EXPRESSION_FPS)
+        self._track = ReplyAudioTrack(self.playout, self._on_pull)
+        self._worker = ReplyWorker(engines, self.playout, self._messages_for, self.send_event)
+        self._detector = TurnDetector(config.vad)
+        self._vad = engines.vad.stream()
+        self._mic_buffer = np.zeros(0, dtype=np.float32)
+        self._channel = None
+        self._history: list[dict[str, str]] = []
+        self._turns = 0
+        self._current: ReplyHandle | None = None  # the reply the session has taken on (committed or about to be)
+        self._speculative: ReplyHandle | None = None  # started at a pause, not yet the user's turn's end
+        self._speech_end_wall: dict[int, float] = {}
+        self._first_audio_wall: dict[int, float] = {}
+        self._tasks: set[asyncio.Task] = set()
+        self._closed = False
+        self.created = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
+        """Apply the browser's offer and return our answer (ICE gathered: no trickle)."""
+        self.pc.on("track", self._on_track)
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        await self.pc.setRemoteDescription(offer)
+        self.pc.addTrack(self._track)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._expire_if_never_connected(), "connect-timeout")
+        return self.pc.localDescription
+
+    async def close(self, outcome: str = "closed") -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for handle in (self._current, self._speculative):
+            if handle is not None:
+                handle.cancel()
+        self.playout.interrupt()
+        current = asyncio.current_task()
+        pending = [task for task in self._tasks if task is not current]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._track.stop()
+        await self.pc.close()
+        self._metrics.sessions_total.labels(outcome=outcome).inc()
+        self._on_closed(self)
+        log.info("session %s closed (%s)", self.id, outcome)
+
+    def _spawn(self, coro, name: str) -> asyncio.Task:
+        task = asyncio.create_task(coro, name=f"{self.id[:8]}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("session %s task %s failed", self.id, task.get_name(), exc_info=task.exception())
+
+    async def _expire_if_never_connected(self) -> None:
+        await asyncio.sleep(self._config.server.session_idle_timeout_s)
+        if self.pc.connectionState != "connected":
+            await self.close("timeout")
+
+    def _on_connection_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed"):
+            self._spawn(self.close("disconnected"), "close")
+
+    # -- browser → server ------------------------------------------------------------------------------
+    def _on_track(self, track) -> None:
+        if track.kind == "audio":
+            self._spawn(read_microphone(track, self._on_mic_audio), "mic")
+
+    def _on_datachannel(self, channel) -> None:
+        if channel.label != "avatar" or self._channel is not None:
+            return
+        self._channel = channel
+        channel.on("message", self._on_client_message)
+        self.send_event(
+            {
+                "type": "hello",
+                "session_id": self.id,
+                "blendshapes": list(ARKIT_BLENDSHAPES),
+                "fps": EXPRESSION_FPS,
+                "sample_rate": OUTPUT_RATE,
+                "llm": {"engine": self._engines.llm.name, "embedded": self._engines.llm.embedded},
+            }
+        )
+        self._send_state("listening")
+
+    def _on_client_message(self, message: str | bytes) -> None:
+        try:
+            event = parse_client_message(message)
+        except BadClientMessage as exc:
+            self.send_event({"type": "error", "code": "bad_message", "message": str(exc)})
+            return
+        if isinstance(event, TextMessage):
+            self._drop_speculative()
+            handle = self._worker.start(ReplyHandle(turn=self._next_turn(), user_text=event.text))
+            self._take_on(handle, speech_end_wall=None)
+        elif isinstance(event, InterruptRequest):
+            self._interrupt()
+        elif isinstance(event, Bye):
+            self._spawn(self.close("bye"), "close")
+
+    def _on_mic_audio(self, pcm16k: np.ndarray) -> None:
+        self._mic_buffer = np.concatenate([self._mic_buffer, pcm16k])
+        while len(self._mic_buffer) >= CHUNK_SAMPLES:
+            chunk, self._mic_buffer = self._mic_buffer[:CHUNK_SAMPLES], self._mic_buffer[CHUNK_SAMPLES:]
+            probability = self._vad.probability(chunk)
+            for event in self._detector.push(chunk, probability):
+                self._on_turn_event(event)
+
+    # -- turn-taking -----------------------------------------------------------------------------------
+    def _on_turn_event(self, event) -> None:
+        now = time.perf_counter()
+        if isinstance(event, SpeechStarted):
+            self._interrupt()  # barge-in: the user talking over the avatar stops it
+        elif isinstance(event, SpeechPaused):
+            self._drop_speculative()
+            self._speculative = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
+        elif isinstance(event, SpeechResumed):
+            self._drop_speculative()
+        elif isinstance(event, SpeechEnded):
+            # The last speech chunk ended (hangover) ago, in stream time; map it to the wall clock.
+            speech_end_wall = now - (self._detector.now_s - event.speech_end_s)
+            handle = self._speculative if event.speculated else None
+            self._speculative = None
+            if handle is None:
+                self._drop_speculative()
+                handle = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
+            handle.timings.vad = now - speech_end_wall
+            self._take_on(handle, speech_end_wall=speech_end_wall)
+
+    def _next_turn(self) -> int:
+        self._turns += 1
+        return self._turns
+
+    def _drop_speculative(self) -> None:
+        if self._speculative is not None:
+            self._speculative.cancel()
+            self._speculative = None
+
+    def _take_on(self, handle: ReplyHandle, speech_end_wall: float | None) -> None:
+        """The user's turn is over: this reply is now the avatar's; release it once we know what was said."""
+        self._interrupt()
+        self._current = handle
+        if speech_end_wall is not None:
+            self._speech_end_wall[handle.turn] = speech_end_wall
+        self._spawn(self._follow(handle), f"turn-{handle.turn}")
+
+    async def _follow(self, handle: ReplyHandle) -> None:
+        await handle.transcribed.wait()
+        if handle.cancelled:
+            return
+        if not handle.user_text.strip():
+            self._current = None  # noise, or nothing intelligible: keep listening
+            return
+        self.send_event({"type": "transcript", "turn": handle.turn, "text": handle.user_text, "final": True})
+        self._send_state("thinking")
+        self._history.append({"role": "user", "content": handle.user_text})
+        handle.commit()
+        await handle.done.wait()
+        if handle.error is not None and not handle.cancelled and self._current is handle:
+            self._current = None
+            heard = self.playout.interrupt().get(handle.turn, "")
+            self.send_event({"type": "error", "code": handle.error.code, "message": str(handle.error)})
+            self._end_turn(handle, "error", heard_text=heard)
+
+    def _interrupt(self) -> None:
+        handle, self._current = self._current, None
+        if handle is None:
+            return
+        handle.cancel()
+        heard = self.playout.interrupt().get(handle.turn, "")
+        if handle.committed:
+            self._metrics.interruptions.inc()
+            self._end_turn(handle, "interrupted", heard_text=heard)
+
+    def _end_turn(self, handle: ReplyHandle, reason: str, heard_text: str) -> None:
+        if heard_text.strip():
+            self._history.append({"role": "assistant", "content": heard_text.strip()})
+        self._metrics.turns.labels(reason=reason).inc()
+        self.send_event({"type": "turn_end", "turn": handle.turn, "reason": reason})
+        self._send_latency(handle)
+        self._send_state("listening")
+
+    def _messages_for(self, user_text: str) -> list[dict[str, str]]:
+        keep = 2 * self._config.llm.history_turns
+        history = self._history[-keep:] if keep else []
+        if history and history[-1] == {"role": "user", "content": user_text}:
+            history = history[:-1]  # a committed reply's own question is already in the history
+        return [
+            {"role": "system", "content": self._config.llm.system_prompt},
+            *history,
+            {"role": "user", "content": user_text},
+        ]
+
+    # -- server → browser ------------------------------------------------------------------------------
+    def send_event(self, event: dict) -> None:
+        if self._channel is not None and self._channel.readyState == "open":
+            self._channel.send(json.dumps(event, separators=(",", ":")))
+
+    def _send_state(self, state: str) -> None:
+        self.send_event({"type": "state", "state": state})
+
+    def _on_pull(self, pulled: PullResult) -> None:
+        channel_open = self._channel is not None and self._channel.readyState == "open"
+        for frame in pulled.frames:
+            if channel_open:
+                self._channel.send(encode_frame(frame.turn, frame.pts_ms, frame.weights, frame.last))
+        if pulled.frames:
+            self._metrics.expression_frames.inc(len(pulled.frames))
+        if pulled.started_turn is not None:
+            self._on_first_audio(pulled.started_turn)
+        if pulled.finished_turn is not None:
+            handle = self._current
+            if handle is not None and handle.turn == pulled.finished_turn:
+                self._current = None
+                self._end_turn(handle, "done", heard_text="".join(handle.produced_text))
+
+    def _on_first_audio(self, turn: int) -> None:
+        now = time.perf_counter()
+        self._first_audio_wall[turn] = now
+        self._send_state("speaking")
+        speech_end = self._speech_end_wall.get(turn)
+        if speech_end is not None:
+            self._metrics.voice_to_voice_seconds.observe(now - speech_end)
+
+    def _send_latency(self, handle: ReplyHandle) -> None:
+        timings = handle.timings
+        stages = {
+            "vad": timings.vad,
+            "asr": timings.asr,
+            "llm_first_token": timings.llm_first_token,
+            "tts_first_audio": timings.tts_first_audio,
+            "a2e_first_frame": timings.a2e_first_frame,
+        }
+        speech_end = self._speech_end_wall.pop(handle.turn, None)
+        first_audio = self._first_audio_wall.pop(handle.turn, None)
+        for stage, value in stages.items():
+            if value is not None:
+                self._metrics.turn_stage_seconds.labels(stage=stage).observe(value)
+        if speech_end is not None and first_audio is not None:
+            stages["voice_to_voice"] = first_audio - speech_end
+        ms = {stage: round(value * 1000.0, 1) for stage, value in stages.items() if value is not None}
+        self.send_event({"type": "latency", "turn": handle.turn, "ms": ms})

@@ -1,0 +1,67 @@
+"""The registry of live sessions and the concurrent-session limit."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from aiortc import RTCSessionDescription
+
+from .config import RuntimeConfig
+from .metrics import RuntimeMetrics
+from .pipeline.reply import Engines
+from .session import Session
+
+
+class SessionLimitReached(Exception):
+    pass
+
+
+class SessionManager:
+    def __init__(self, engines: Engines, config: RuntimeConfig, metrics: RuntimeMetrics) -> None:
+        self._engines = engines
+        self._config = config
+        self._metrics = metrics
+        self._sessions: dict[str, Session] = {}
+        self._reserved = 0  # slots taken by offers still being negotiated
+        self.limit = config.server.concurrent_limit
+        metrics.sessions_limit.set(self.limit)
+
+    @property
+    def active(self) -> int:
+        return len(self._sessions) + self._reserved
+
+    def get(self, session_id: str) -> Session | None:
+        return self._sessions.get(session_id)
+
+    async def open(self, offer: RTCSessionDescription) -> tuple[Session, RTCSessionDescription]:
+        """Negotiate a new session; the slot is held from the first await so racing offers cannot overbook."""
+        if self.active >= self.limit:
+            self._metrics.sessions_rejected.labels(reason="capacity").inc()
+            raise SessionLimitReached
+        self._reserved += 1
+        session = Session(uuid.uuid4().hex, self._engines, self._config, self._metrics, self._forget)
+        try:
+            answer = await session.accept(offer)
+        except BaseException:
+            self._reserved -= 1
+            await session.pc.close()
+            raise
+        self._reserved -= 1
+        self._sessions[session.id] = session
+        self._metrics.sessions_active.set(self.active)
+        return session, answer
+
+    def _forget(self, session: Session) -> None:
+        self._sessions.pop(session.id, None)
+        self._metrics.sessions_active.set(self.active)
+
+    async def close(self, session_id: str, outcome: str = "closed") -> bool:
+        session = self._sessions.get(session_id)
+        if session is None:
+            return False
+        await session.close(outcome)
+        return True
+
+    async def close_all(self) -> None:
+        await asyncio.gather(*(s.close("shutdown") for s in list(self._sessions.values())), return_exceptions=True)

@@ -1,0 +1,48 @@
+"""Shared fixtures for end-to-end tests: models loaded once, a runtime on loopback per test, a stub LLM."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pytest
+
+from avatar_runtime.config import RuntimeConfig, load_config
+from avatar_runtime.engines.llm_openai import OpenAILLM
+from avatar_runtime.engines.loader import build_engines
+from avatar_runtime.pipeline.reply import Engines
+from tests.support.openai_server import OpenAIStubServer
+from tests.support.runtime_server import RuntimeServer
+
+
+@pytest.fixture(scope="session")
+def shared_engines() -> Engines:
+    """VAD, ASR, TTS and A2E as `make run` loads them (default config), loaded once for all tests."""
+    return build_engines(load_config(env={}))
+
+
+@pytest.fixture
+def serve(shared_engines):
+    """`serve(stub, **server_settings)` → a running RuntimeServer whose LLM is the given stub server."""
+    stack = contextlib.ExitStack()
+
+    def start(stub: OpenAIStubServer | None, config: RuntimeConfig | None = None, **server) -> RuntimeServer:
+        config = config or load_config(env={})
+        for key, value in server.items():
+            setattr(config.server, key, value)
+        llm = shared_engines.llm
+        if stub is not None:
+            config.llm.base_url = stub.base_url
+            config.llm.model = "stub-model"
+            llm = OpenAILLM(base_url=stub.base_url, api_key="test-key", model="stub-model")
+        engines = Engines(shared_engines.vad, shared_engines.asr, llm, shared_engines.tts, shared_engines.a2e)
+        return stack.enter_context(RuntimeServer(config, engines))
+
+    yield start
+    stack.close()
+
+
+@pytest.fixture
+def stub() -> Iterator[OpenAIStubServer]:
+    with OpenAIStubServer() as server:
+        yield server

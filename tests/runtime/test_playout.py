@@ -1,0 +1,78 @@
+"""The playout clock: frames leave with the audio they belong to, stamped on the track's timeline."""
+
+import numpy as np
+
+from avatar_runtime.pipeline.playout import Playout
+
+RATE, FPS, PULL = 48000, 30, 960
+
+
+def _frames(n: int) -> list[np.ndarray]:
+    return [np.full(52, i / 100, dtype=np.float32) for i in range(n)]
+
+
+def _pull_all(playout: Playout, pulls: int):
+    return [playout.pull(PULL) for _ in range(pulls)]
+
+
+def test_silence_when_idle_and_origin_at_first_reply_sample():
+    playout = Playout(RATE, FPS)
+    for result in _pull_all(playout, 5):
+        assert not result.samples.any() and not result.frames
+    playout.add_audio(1, np.ones(RATE // 2, dtype=np.float32), "hello there")  # 0.5 s → 15 frames
+    playout.add_frames(1, _frames(15))
+    playout.end_turn(1)
+    results = _pull_all(playout, 30)
+    assert results[0].started_turn == 1
+    frames = [f for r in results for f in r.frames]
+    assert [f.index for f in frames] == list(range(15))
+    # pts is measured from the session's first reply sample, so the first frame is at 0 and they step 1/30 s.
+    assert [f.pts_ms for f in frames] == [round(i * 1000 / 30) for i in range(15)]
+    assert frames[-1].last and not any(f.last for f in frames[:-1])
+    finished = [r.finished_turn for r in results if r.finished_turn is not None]
+    assert finished == [1]
+    played = np.concatenate([r.samples for r in results])
+    assert played.sum() == RATE // 2
+
+
+def test_each_frame_is_released_in_the_pull_that_plays_its_first_sample():
+    playout = Playout(RATE, FPS)
+    playout.add_audio(1, np.ones(RATE, dtype=np.float32))
+    playout.add_frames(1, _frames(30))
+    playout.end_turn(1)
+    for pull_index in range(50):
+        result = playout.pull(PULL)
+        start, end = pull_index * PULL, (pull_index + 1) * PULL
+        for frame in result.frames:
+            assert start <= round(frame.index * RATE / FPS) < end
+
+
+def test_underrun_delays_the_timeline_instead_of_misaligning_frames():
+    playout = Playout(RATE, FPS)
+    playout.add_audio(1, np.ones(1600, dtype=np.float32))  # exactly frame 0's period
+    playout.add_frames(1, _frames(1))
+    first = _pull_all(playout, 3)  # 1600 samples of audio, then the buffer runs dry: silence
+    assert [f.pts_ms for r in first for f in r.frames] == [0]
+    playout.add_audio(1, np.ones(1600, dtype=np.float32))
+    playout.add_frames(1, [np.ones(52, dtype=np.float32)])
+    later = playout.pull(PULL)
+    # Frame 1 plays now, at track sample 3·960 = 2880 → 60 ms, not at its nominal 33 ms.
+    assert [f.pts_ms for f in later.frames] == [60]
+
+
+def test_interrupt_reports_what_was_heard_and_clears():
+    playout = Playout(RATE, FPS)
+    playout.add_audio(1, np.ones(RATE, dtype=np.float32), "one two three four")
+    playout.add_audio(1, np.ones(RATE, dtype=np.float32), "five six seven eight")
+    playout.add_frames(1, _frames(60))
+    _pull_all(playout, 75)  # 1.5 s: the first sentence and half of the second
+    heard = playout.interrupt()
+    assert heard == {1: "one two three four five six"}
+    assert not playout.busy
+    assert not playout.pull(PULL).samples.any()
+
+
+def test_a_turn_without_audio_still_finishes():
+    playout = Playout(RATE, FPS)
+    playout.end_turn(3)
+    assert playout.pull(PULL).finished_turn == 3

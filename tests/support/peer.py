@@ -1,0 +1,186 @@
+"""A real aiortc peer that behaves like the browser client of DESIGN §4, for end-to-end tests and benchmarks.
+
+It sends a scripted microphone (silence, then whatever `say()` queues), opens the `avatar` data channel,
+records every event and expression frame with its arrival time, and records the reply audio it receives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from dataclasses import dataclass, field
+
+import av
+import httpx
+import numpy as np
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+
+from avatar_runtime.audio import float_to_int16, resample
+from avatar_runtime.protocol import ExpressionFrame, decode_frame
+
+RATE = 48000
+PACKET = 960  # 20 ms
+
+
+class ScriptedMicrophone(MediaStreamTrack):
+    """Plays queued utterances in real time, silence in between; remembers when each utterance ended."""
+
+    kind = "audio"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = np.zeros(0, dtype=np.float32)
+        self._start: float | None = None
+        self._sent = 0
+        self.utterance_started: list[float] = []  # wall time the first sample of each utterance was sent
+        self.utterance_ended: list[float] = []  # wall time the last sample of each utterance was sent
+        self._speaking = False
+
+    def say(self, samples: np.ndarray, rate: int = 16000) -> None:
+        self._pending = np.concatenate([self._pending, resample(samples, rate, RATE)])
+
+    @property
+    def busy(self) -> bool:
+        return len(self._pending) > 0
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            wait = self._start + self._sent / RATE - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        chunk = np.zeros(PACKET, dtype=np.float32)
+        take = min(PACKET, len(self._pending))
+        if take:
+            if not self._speaking:
+                self._speaking = True
+                self.utterance_started.append(time.perf_counter())
+            chunk[:take] = self._pending[:take]
+            self._pending = self._pending[take:]
+            if not len(self._pending):
+                self._speaking = False
+                self.utterance_ended.append(time.perf_counter())
+        frame = av.AudioFrame.from_ndarray(float_to_int16(chunk)[None, :], format="s16", layout="mono")
+        frame.sample_rate = RATE
+        frame.pts = self._sent
+        frame.time_base = fractions.Fraction(1, RATE)
+        self._sent += PACKET
+        return frame
+
+
+@dataclass
+class Received:
+    events: list[tuple[float, dict]] = field(default_factory=list)
+    frames: list[tuple[float, ExpressionFrame]] = field(default_factory=list)
+    audio: list[np.ndarray] = field(default_factory=list)  # mono float32 48 kHz, in arrival order
+    audio_times: list[float] = field(default_factory=list)  # arrival time of each audio piece
+    bad_frames: int = 0
+
+    def of_type(self, kind: str) -> list[dict]:
+        return [event for _, event in self.events if event.get("type") == kind]
+
+    def audio_samples(self) -> np.ndarray:
+        return np.concatenate(self.audio) if self.audio else np.zeros(0, dtype=np.float32)
+
+
+class AvatarPeer:
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.mic = ScriptedMicrophone()
+        self.pc = RTCPeerConnection()
+        self.received = Received()
+        self.session_id: str | None = None
+        self.channel = None
+        self._new_event = asyncio.Event()
+        self._reader: asyncio.Task | None = None
+
+    async def connect(self, timeout: float = 20.0) -> dict:
+        """Offer, get the answer, wait for the `hello` event; returns it."""
+        self.channel = self.pc.createDataChannel("avatar")
+        self.channel.on("message", self._on_message)
+        self.pc.addTrack(self.mic)
+        self.pc.on("track", self._on_track)
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.post(
+                f"{self.base_url}/api/sessions", json={"sdp": self.pc.localDescription.sdp, "type": "offer"}
+            )
+        if response.status_code != 201:
+            raise SessionRefused(response.status_code, response.headers, response.json())
+        body = response.json()
+        self.session_id = body["session_id"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
+        return await self.wait_event("hello", timeout=timeout)
+
+    def _on_track(self, track) -> None:
+        self._reader = asyncio.ensure_future(self._read_audio(track))
+
+    async def _read_audio(self, track) -> None:
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            now = time.perf_counter()
+            for converted in resampler.resample(frame):
+                self.received.audio.append(converted.to_ndarray().reshape(-1).astype(np.float32) / 32768.0)
+                self.received.audio_times.append(now)
+
+    def _on_message(self, message) -> None:
+        now = time.perf_counter()
+        if isinstance(message, bytes):
+            try:
+                self.received.frames.append((now, decode_frame(message)))
+            except ValueError:
+                self.received.bad_frames += 1
+        else:
+            self.received.events.append((now, json.loads(message)))
+        self._new_event.set()
+
+    def send(self, event: dict | str | bytes) -> None:
+        self.channel.send(event if isinstance(event, (str, bytes)) else json.dumps(event))
+
+    async def wait_event(self, kind: str, timeout: float = 30.0, after: int = 0, **match) -> dict:
+        """Wait for the first event of `kind` (at index ≥ after) whose fields equal `match`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for _, event in self.received.events[after:]:
+                if event.get("type") == kind and all(event.get(k) == v for k, v in match.items()):
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                seen = [e.get("type") for _, e in self.received.events]
+                raise TimeoutError(f"no {kind} event {match} within {timeout} s; saw {seen}")
+            self._new_event.clear()
+            try:
+                await asyncio.wait_for(self._new_event.wait(), min(remaining, 0.25))
+            except TimeoutError:
+                pass
+
+    def event_time(self, kind: str, **match) -> float:
+        for at, event in self.received.events:
+            if event.get("type") == kind and all(event.get(k) == v for k, v in match.items()):
+                return at
+        raise LookupError(kind)
+
+    async def close(self) -> None:
+        if self.session_id is not None:
+            async with httpx.AsyncClient(timeout=10) as client:
+                await client.delete(f"{self.base_url}/api/sessions/{self.session_id}")
+        await self.pc.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+
+
+class SessionRefused(Exception):
+    def __init__(self, status: int, headers, body: dict) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status, self.headers, self.body = status, headers, body
