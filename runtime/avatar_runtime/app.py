@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aiortc import RTCSessionDescription
+from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -23,7 +24,7 @@ from .metrics import RuntimeMetrics
 from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
 from .sessions import SessionLimitReached, SessionManager
-from .transport.opus import set_opus_bitrate
+from .transport.tuning import apply_tuning
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -51,7 +52,7 @@ class Runtime:
         self.load_error: str | None = None
 
     async def start(self) -> None:
-        set_opus_bitrate(self.config.server.opus_bitrate)
+        apply_tuning(self.config.server.opus_bitrate, self.config.server.mic_jitter_packets)
         if self.engines is None:
             try:
                 self.engines = await asyncio.to_thread(build_engines, self.config)
@@ -90,6 +91,10 @@ async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
         raise ApiError(400, "bad_sdp", "the offer has no audio section: send the microphone as an audio track")
     if "m=application" not in sdp:
         raise ApiError(400, "bad_sdp", 'the offer has no data channel: create the "avatar" channel before the offer')
+    try:
+        SessionDescription.parse(sdp)
+    except Exception as exc:  # aiortc's parser raises assorted types (ValueError, AssertionError, IndexError…)
+        raise ApiError(400, "bad_sdp", f"the SDP offer could not be parsed: {type(exc).__name__} {exc}") from None
     return RTCSessionDescription(sdp=sdp, type="offer")
 
 
@@ -114,6 +119,11 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         codes = {404: "not_found", 405: "method_not_allowed"}
         return _error(exc.status_code, codes.get(exc.status_code, "http_error"), str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal", "the server failed to handle this request; see its log")
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -36,7 +36,9 @@ def rms_dbfs(samples: np.ndarray) -> float:
     return 20.0 * np.log10(max(rms, 1e-6))
 
 
-def trim_leading_silence(samples: np.ndarray, sample_rate: int, threshold: float = 2e-3, keep_ms: float = 5.0) -> np.ndarray:
+def trim_leading_silence(
+    samples: np.ndarray, sample_rate: int, threshold: float = 2e-3, keep_ms: float = 5.0
+) -> np.ndarray:
     """Drop near-silent samples before the first sound (keeping `keep_ms`): every ms there is reply latency."""
     loud = np.flatnonzero(np.abs(samples) > threshold)
     if not len(loud):

@@ -185,6 +185,8 @@ class Session:
     def _drop_speculative(self) -> None:
         if self._speculative is not None:
             self._speculative.cancel()
+            if self._speculative.turn == self._turns:
+                self._turns -= 1  # it never showed: its number goes to the next reply, so turns stay consecutive
             self._speculative = None
 
     def _take_on(self, handle: ReplyHandle, speech_end_wall: float | None) -> None:

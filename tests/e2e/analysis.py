@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-
 from avatar_runtime.protocol import INDEX
+
 from tests.support.peer import RATE, Received
 
 SILENCE = 1e-3

@@ -6,11 +6,11 @@ import contextlib
 from collections.abc import Iterator
 
 import pytest
-
 from avatar_runtime.config import RuntimeConfig, load_config
 from avatar_runtime.engines.llm_openai import OpenAILLM
 from avatar_runtime.engines.loader import build_engines
 from avatar_runtime.pipeline.reply import Engines
+
 from tests.support.openai_server import OpenAIStubServer
 from tests.support.runtime_server import RuntimeServer
 

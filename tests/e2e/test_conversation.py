@@ -42,10 +42,13 @@ async def test_spoken_question_gets_a_spoken_answer_with_expressions(serve):
         assert request.messages[-1] == {"role": "user", "content": transcript["text"]}
         assert "".join(e["text"] for e in peer.received.of_type("reply") if e["turn"] == turn) == ANSWER
 
-        kinds = [e["type"] for e in peer.received.of_type("state")] and [
-            e["state"] for e in peer.received.of_type("state")
-        ]
-        assert kinds[:4] == ["listening", "thinking", "speaking", "listening"]
+        latency = await peer.wait_event("latency", turn=turn)
+        assert {"vad", "asr", "llm_first_token", "tts_first_audio", "a2e_first_frame", "voice_to_voice"} <= set(
+            latency["ms"]
+        )
+        await peer.wait_event("state", state="listening", after=len(peer.received.events) - 3)
+        states = [e["state"] for e in peer.received.of_type("state")]
+        assert states == ["listening", "thinking", "speaking", "listening"]
 
         # Non-silent reply audio, about as long as the sentence takes to say.
         rms, jaw = loudness_and_jaw(peer.received, turn)
@@ -63,11 +66,6 @@ async def test_spoken_question_gets_a_spoken_answer_with_expressions(serve):
         assert np.corrcoef(rms, jaw)[0, 1] > 0.5
         loud, quiet = rms > np.percentile(rms, 70), rms < np.percentile(rms, 20)
         assert jaw[loud].mean() > jaw[quiet].mean() + 0.08
-
-        latency = await peer.wait_event("latency", turn=turn)
-        assert {"vad", "asr", "llm_first_token", "tts_first_audio", "a2e_first_frame", "voice_to_voice"} <= set(
-            latency["ms"]
-        )
 
         # A typed follow-up: the history carries the previous exchange.
         before = len(peer.received.events)

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from avatar_runtime.pipeline.client_events import (
     BadClientMessage,
     Bye,

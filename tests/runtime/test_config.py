@@ -4,10 +4,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import avatar_runtime
 import pytest
 import yaml
-
-import avatar_runtime
 from avatar_runtime.config import ConfigError, RuntimeConfig, load_config
 
 DEFAULT_FILE = Path(avatar_runtime.__file__).parent / "default_config.yaml"

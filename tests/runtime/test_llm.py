@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from avatar_runtime.engines.base import LLMEngine
@@ -53,9 +55,6 @@ async def failure(llm: OpenAILLM) -> LLMError:
     with pytest.raises(LLMError) as info:
         await collect(llm, HISTORY)
     return info.value
-
-
-# ---- OpenAILLM ------------------------------------------------------------------------------------------
 
 
 async def test_stream_yields_the_scripted_reply_and_sends_the_request(make_llm: MakeLLM, openai_stub: Stub) -> None:
@@ -181,17 +180,22 @@ async def test_aclose_closes_the_http_stream(make_llm: MakeLLM, openai_stub: Stu
     assert openai_stub.last_request.disconnected_at - closed_at < 1.0
 
 
-async def test_stub_server_also_speaks_non_streaming_and_model_list() -> None:
-    with OpenAIStubServer(replies=["Plain answer."], models=["a-model"]) as srv:
-        client = openai.AsyncOpenAI(base_url=srv.base_url, api_key="x", max_retries=0)
-        completion = await client.chat.completions.create(model="a-model", messages=[{"role": "user", "content": "q"}])
-        assert completion.choices[0].message.content == "Plain answer."
-        assert [m.id async for m in client.models.list()] == ["a-model"]
-        assert srv.requests[0].body.get("stream") in (None, False)
-        await client.close()
-
-
-# ---- EmbeddedLLM ----------------------------------------------------------------------------------------
+def test_stub_server_speaks_the_openai_protocol_from_sync_code() -> None:
+    with OpenAIStubServer(replies=["Hi there.", "Plain answer."], models=["m"]) as srv:
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hello"}]}
+        with httpx.stream("POST", f"{srv.base_url}/chat/completions", json=body) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            lines = [line for line in response.iter_lines() if line]
+        plain = httpx.post(f"{srv.base_url}/chat/completions", json={**body, "stream": False}).json()
+        assert plain["choices"][0]["message"]["content"] == "Plain answer."
+        assert [m["id"] for m in httpx.get(f"{srv.base_url}/models").json()["data"]] == ["m"]
+    assert all(line.startswith("data: ") for line in lines) and lines[-1] == "data: [DONE]"
+    chunks = [json.loads(line.removeprefix("data: ")) for line in lines[:-1]]
+    assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert "".join(c["choices"][0]["delta"].get("content", "") for c in chunks) == "Hi there."
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    assert srv.requests[0].completed and not srv.requests[0].client_disconnected
 
 
 class Conversation:
@@ -271,8 +275,16 @@ async def test_embedded_tells_time_and_date_from_the_clock() -> None:
 
 async def test_embedded_offline_notice_is_present_but_not_every_turn() -> None:
     chat = Conversation(EmbeddedLLM(notice_every=4))
-    questions = ["What is the capital of France?", "Why is the sky blue?", "Who wrote Hamlet?", "Can you swim?",
-                 "Where do penguins live?", "What is quantum physics?", "How do planes fly?", "Is it going to rain?"]
+    questions = [
+        "What is the capital of France?",
+        "Why is the sky blue?",
+        "Who wrote Hamlet?",
+        "Can you swim?",
+        "Where do penguins live?",
+        "What is quantum physics?",
+        "How do planes fly?",
+        "Is it going to rain?",
+    ]
     notices = [NOTICE_MARKER in await chat.say(q) for q in questions]
     assert notices[0]  # the first unanswerable question explains how to get a real model
     assert notices == [True, False, False, False, True, False, False, False]
@@ -281,8 +293,17 @@ async def test_embedded_offline_notice_is_present_but_not_every_turn() -> None:
 
 
 async def test_embedded_is_deterministic_and_speakable() -> None:
-    script = ["Hello!", "My name is Sam.", "What can you do?", "Tell me a joke.", "I think robots are funny.",
-              "What is 6 times 7?", "The weather is nice.", "Are you a robot?", ""]
+    script = [
+        "Hello!",
+        "My name is Sam.",
+        "What can you do?",
+        "Tell me a joke.",
+        "I think robots are funny.",
+        "What is 6 times 7?",
+        "The weather is nice.",
+        "Are you a robot?",
+        "",
+    ]
     first, second = Conversation(), Conversation()
     for line in script:
         a, b = await first.say(line), await second.say(line)

@@ -1,7 +1,6 @@
 """The playout clock: frames leave with the audio they belong to, stamped on the track's timeline."""
 
 import numpy as np
-
 from avatar_runtime.pipeline.playout import Playout
 
 RATE, FPS, PULL = 48000, 30, 960

@@ -4,7 +4,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from avatar_runtime.protocol import ARKIT_BLENDSHAPES, FRAME_BYTES, decode_frame, encode_frame
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from avatar_runtime.config import VADConfig
 from avatar_runtime.pipeline.turn_detector import (
     CHUNK_MS,

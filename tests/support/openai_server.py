@@ -78,21 +78,27 @@ def split_tokens(text: str) -> list[str]:
 class OpenAIStubServer:
     """Thread-hosted uvicorn server speaking the OpenAI chat completions protocol on 127.0.0.1:<ephemeral>.
 
-    `replies` is a list (used in order; when it runs out the echo reply is used) or a function of the
+    `replies` is a list (popped in order; when it runs out the echo reply is used) or a function of the
     request; an item may be a `StubError` to fail that request. `api_key`, when set, is required as a
     bearer token (else 401). `models`, when set, lists the only models served (others get 404
     model_not_found). All of these are plain attributes and may be changed while the server runs.
     """
 
-    def __init__(self, replies: Sequence[Reply] | ReplyFn | None = None, *, token_delay_s: float = 0.0,
-                 first_token_delay_s: float = 0.0, api_key: str | None = None, models: Sequence[str] | None = None):
+    def __init__(
+        self,
+        replies: Sequence[Reply] | ReplyFn | None = None,
+        *,
+        token_delay_s: float = 0.0,
+        first_token_delay_s: float = 0.0,
+        api_key: str | None = None,
+        models: Sequence[str] | None = None,
+    ):
         self.replies: list[Reply] | ReplyFn | None = list(replies) if isinstance(replies, (list, tuple)) else replies
         self.token_delay_s = token_delay_s
         self.first_token_delay_s = first_token_delay_s
         self.api_key = api_key
         self.models = list(models) if models is not None else None
         self.requests: list[RecordedRequest] = []
-        self._reply_index = 0
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
@@ -111,8 +117,18 @@ class OpenAIStubServer:
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(uvicorn.Config(self._app, interface="asgi3", http="h11", loop="asyncio",
-            lifespan="off", log_level="warning", access_log=False, timeout_graceful_shutdown=2))
+        self._server = uvicorn.Server(
+            uvicorn.Config(
+                self._app,
+                interface="asgi3",
+                http="h11",
+                loop="asyncio",
+                lifespan="off",
+                log_level="warning",
+                access_log=False,
+                timeout_graceful_shutdown=2,
+            )
+        )
         self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="openai-stub", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -207,7 +223,10 @@ class OpenAIStubServer:
         if rec.body.get("stream"):
             return await self._stream(rec, receive, send, model, reply)
         completion = {
-            "id": "chatcmpl-stub", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "id": "chatcmpl-stub",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 0, "completion_tokens": len(split_tokens(reply)), "total_tokens": 0},
         }
@@ -218,15 +237,19 @@ class OpenAIStubServer:
         if callable(self.replies):
             return self.replies(rec)
         with self._lock:
-            if self.replies and self._reply_index < len(self.replies):
-                self._reply_index += 1
-                return self.replies[self._reply_index - 1]
+            if self.replies:
+                return self.replies.pop(0)  # consumed in order, so a test can script one reply per turn
         return echo_reply(rec)
 
     async def _stream(self, rec: RecordedRequest, receive: Callable, send: Callable, model: str, text: str) -> None:
         rec.stream, rec.status = True, 200
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
         hung_up = asyncio.Event()
 
         async def watch() -> None:
@@ -238,8 +261,13 @@ class OpenAIStubServer:
         watcher = asyncio.create_task(watch())
 
         def chunk(delta: dict, finish: str | None = None) -> bytes:
-            payload = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": int(time.time()),
-                       "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            payload = {
+                "id": "chatcmpl-stub",
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
         tokens = split_tokens(text)
@@ -257,9 +285,10 @@ class OpenAIStubServer:
             else:
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
                 rec.completed = True
-            if not rec.completed:
-                # Give a client that is in the middle of closing a moment to be noticed.
+            if not rec.completed:  # give a client that is in the middle of closing a moment to be noticed
                 await self._wait_any(hung_up, 0.05)
+                if not hung_up.is_set():  # server stopping: end the body cleanly (the reply stays incomplete)
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if hung_up.is_set() and not rec.completed:
                 rec.client_disconnected, rec.disconnected_at = True, time.monotonic()
@@ -275,8 +304,13 @@ class OpenAIStubServer:
     async def _json(self, rec: RecordedRequest, send: Callable, status: int, payload: Any) -> None:
         rec.status = status
         data = json.dumps(payload).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": data})
 
     async def _error(self, rec: RecordedRequest, send: Callable, err: StubError) -> None:

@@ -17,7 +17,6 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-
 from avatar_runtime.audio import float_to_int16, resample
 from avatar_runtime.protocol import ExpressionFrame, decode_frame
 
@@ -26,21 +25,36 @@ PACKET = 960  # 20 ms
 
 
 class ScriptedMicrophone(MediaStreamTrack):
-    """Plays queued utterances in real time, silence in between; remembers when each utterance ended."""
+    """Plays queued utterances in real time, silence in between.
+
+    Remembers, for each utterance, the wall time its voice started and ended being sent: the first and the
+    last sample above a speech threshold, not the edges of the wav (espeak pads ~0.4 s of silence at the end).
+    """
 
     kind = "audio"
+    VOICE = 0.01
 
     def __init__(self) -> None:
         super().__init__()
         self._pending = np.zeros(0, dtype=np.float32)
+        self._marks: list[tuple[int, list[float]]] = []  # (sample index in the send stream, list to append to)
+        self._queued_until = 0  # send-stream index where the pending audio ends
         self._start: float | None = None
         self._sent = 0
-        self.utterance_started: list[float] = []  # wall time the first sample of each utterance was sent
-        self.utterance_ended: list[float] = []  # wall time the last sample of each utterance was sent
-        self._speaking = False
+        self.utterance_started: list[float] = []
+        self.utterance_ended: list[float] = []
 
     def say(self, samples: np.ndarray, rate: int = 16000) -> None:
-        self._pending = np.concatenate([self._pending, resample(samples, rate, RATE)])
+        audio = resample(samples, rate, RATE)
+        voiced = np.flatnonzero(np.abs(audio) > self.VOICE)
+        begin = max(self._queued_until, self._sent)
+        if len(voiced):
+            self._marks.append((begin + int(voiced[0]), self.utterance_started))
+            self._marks.append((begin + int(voiced[-1]), self.utterance_ended))
+        if self._queued_until < self._sent:  # idle since: pad nothing, start now
+            self._pending = np.zeros(0, dtype=np.float32)
+        self._pending = np.concatenate([self._pending, audio])
+        self._queued_until = begin + len(audio)
 
     @property
     def busy(self) -> bool:
@@ -58,14 +72,12 @@ class ScriptedMicrophone(MediaStreamTrack):
         chunk = np.zeros(PACKET, dtype=np.float32)
         take = min(PACKET, len(self._pending))
         if take:
-            if not self._speaking:
-                self._speaking = True
-                self.utterance_started.append(time.perf_counter())
             chunk[:take] = self._pending[:take]
             self._pending = self._pending[take:]
-            if not len(self._pending):
-                self._speaking = False
-                self.utterance_ended.append(time.perf_counter())
+        now = time.perf_counter()
+        for mark in [m for m in self._marks if m[0] < self._sent + PACKET]:
+            mark[1].append(now)
+            self._marks.remove(mark)
         frame = av.AudioFrame.from_ndarray(float_to_int16(chunk)[None, :], format="s16", layout="mono")
         frame.sample_rate = RATE
         frame.pts = self._sent
@@ -100,7 +112,7 @@ class AvatarPeer:
         self._new_event = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
-    async def connect(self, timeout: float = 20.0) -> dict:
+    async def connect(self, timeout: float = 20.0) -> dict:  # noqa: ASYNC109 - one deadline for HTTP and hello
         """Offer, get the answer, wait for the `hello` event; returns it."""
         self.channel = self.pc.createDataChannel("avatar")
         self.channel.on("message", self._on_message)
@@ -147,7 +159,7 @@ class AvatarPeer:
     def send(self, event: dict | str | bytes) -> None:
         self.channel.send(event if isinstance(event, (str, bytes)) else json.dumps(event))
 
-    async def wait_event(self, kind: str, timeout: float = 30.0, after: int = 0, **match) -> dict:
+    async def wait_event(self, kind: str, timeout: float = 30.0, after: int = 0, **match) -> dict:  # noqa: ASYNC109
         """Wait for the first event of `kind` (at index ≥ after) whose fields equal `match`."""
         deadline = time.monotonic() + timeout
         while True:

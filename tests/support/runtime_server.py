@@ -12,7 +12,6 @@ import time
 
 import httpx
 import uvicorn
-
 from avatar_runtime.app import create_app
 from avatar_runtime.config import RuntimeConfig
 from avatar_runtime.pipeline.reply import Engines
@@ -26,6 +25,7 @@ class RuntimeServer:
         self._thread: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self.port = 0
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     @property
     def url(self) -> str:
@@ -44,9 +44,7 @@ class RuntimeServer:
             uvicorn.Config(self.app, loop="asyncio", http="h11", log_level="warning", access_log=False,
                            timeout_graceful_shutdown=5)
         )  # fmt: skip
-        self._thread = threading.Thread(
-            target=asyncio.run, args=(self._server.serve(sockets=[self._sock]),), name="runtime", daemon=True
-        )
+        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="runtime", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 60
         while True:
@@ -57,6 +55,18 @@ class RuntimeServer:
                 if status == 200:
                     return self
             time.sleep(0.02)
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[self._sock])
+
+    def call(self, fn, timeout: float = 10.0):
+        """Run `fn()` on the server's event loop (to inspect its tasks or sessions) and return its result."""
+
+        async def run():
+            return fn()
+
+        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
     def stop(self) -> None:
         if self._server is None:

@@ -25,42 +25,86 @@ NOTICE = (
     "http://localhost:11434/v1, gives me a real language model."
 )
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-         "sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen"
+).split()
 _TENS = {w: 10 * i for i, w in enumerate("_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()) if i > 1}
 _NUMBER_WORDS = {**{w: i for i, w in enumerate(_ONES)}, **_TENS}
 # Spoken operators, longest first so "multiplied by" wins over a bare "by".
-_OPERATOR_WORDS = [("multiplied by", "*"), ("divided by", "/"), ("take away", "-"), ("times", "*"), ("over", "/"),
-                   ("plus", "+"), ("minus", "-"), ("×", "*"), ("÷", "/"), ("−", "-")]
+_OPERATOR_WORDS = [
+    ("multiplied by", "*"),
+    ("divided by", "/"),
+    ("take away", "-"),
+    ("times", "*"),
+    ("over", "/"),
+    ("plus", "+"),
+    ("minus", "-"),
+    ("×", "*"),
+    ("÷", "/"),
+    ("−", "-"),
+]
 _SPOKEN_OP = {"+": "plus", "-": "minus", "*": "times", "/": "divided by"}
 _MATH_TRIGGER = re.compile(r"\b(what|whats|how much|calculate|compute|solve|equals?|is)\b")
 
-_NAME_PATTERNS = [re.compile(p, re.I) for p in (r"\bmy name is ([a-z][\w'-]*)", r"\bmy name's ([a-z][\w'-]*)",
-                                                r"\bcall me ([a-z][\w'-]*)", r"\bi'?m called ([a-z][\w'-]*)")]
+_NAME_PATTERNS = [
+    re.compile(p, re.I)
+    for p in (
+        r"\bmy name is ([a-z][\w'-]*)",
+        r"\bmy name's ([a-z][\w'-]*)",
+        r"\bcall me ([a-z][\w'-]*)",
+        r"\bi'?m called ([a-z][\w'-]*)",
+    )
+]
 _NOT_NAMES = {"not", "a", "an", "the", "what", "is", "just", "me", "you", "it", "that", "this", "no", "so"}
 
-_REFLECT = {"i": "you", "me": "you", "my": "your", "am": "are", "i'm": "you're", "mine": "yours", "myself": "yourself",
-            "you": "I", "your": "my", "yours": "mine", "you're": "I'm", "yourself": "myself", "was": "were"}
+_REFLECT = {
+    "i": "you",
+    "me": "you",
+    "my": "your",
+    "am": "are",
+    "i'm": "you're",
+    "mine": "yours",
+    "myself": "yourself",
+    "you": "I",
+    "your": "my",
+    "yours": "mine",
+    "you're": "I'm",
+    "yourself": "myself",
+    "was": "were",
+}
 _ELIZA = [
     (r"\bi (?:feel|am feeling|'m feeling) (.+)", "Why do you feel {0}?"),
     (r"\bi need (.+)", "Why do you need {0}?"),
     (r"\bi want (.+)", "What would it mean to you if you got {0}?"),
     (r"\bi think (.+)", "What makes you think {0}?"),
     (r"\bi (?:like|love) (.+)", "What do you like most about {0}?"),
-    (r"\bmy (mother|father|mom|dad|family|friend|wife|husband|partner|brother|sister|boss|job|work)\b",
-     "Tell me more about your {0}."),
+    (
+        r"\bmy (mother|father|mom|dad|family|friend|wife|husband|partner|brother|sister|boss|job|work)\b",
+        "Tell me more about your {0}.",
+    ),
     (r"\bbecause (.+)", "Is that the real reason?"),
     (r"\bi(?: am|'m) (.+)", "How long have you been {0}?"),
 ]
 _ELIZA_RE = [(re.compile(p, re.I), t) for p, t in _ELIZA]
-_STATEMENT_REPLIES = ["I see. Tell me more about that.", "Interesting. How do you feel about that?",
-                      "Go on, I'm listening.", "Why do you say that?"]
-_QUESTION_REPLIES = ["That's a good question about {0}, but I don't know the answer.",
-                     "I'm not sure about {0}, to be honest.", "Hmm, {0} is beyond what I know."]
-_JOKES = ["Why did the scarecrow win an award? Because he was outstanding in his field.",
-          "I told my computer a joke about memory, but it forgot to laugh.",
-          "Why don't skeletons fight each other? They don't have the guts."]
+_STATEMENT_REPLIES = [
+    "I see. Tell me more about that.",
+    "Interesting. How do you feel about that?",
+    "Go on, I'm listening.",
+    "Why do you say that?",
+]
+_QUESTION_REPLIES = [
+    "That's a good question about {0}, but I don't know the answer.",
+    "I'm not sure about {0}, to be honest.",
+    "Hmm, {0} is beyond what I know.",
+]
+_JOKES = [
+    "Why did the scarecrow win an award? Because he was outstanding in his field.",
+    "I told my computer a joke about memory, but it forgot to laugh.",
+    "Why don't skeletons fight each other? They don't have the guts.",
+]
 _GOOD_MOODS = r"(fine|good|great|well|not bad|excellent|wonderful|fantastic)"
+_ANSWER_TAIL = r"( thanks?| thank you| and you| how about you| too)*"
 _BAD_MOODS = r"(sad|tired|stressed|bored|lonely|angry|upset|sick|worried|anxious|exhausted|depressed)"
 
 
@@ -99,15 +143,18 @@ class EmbeddedLLM:
         if math:
             return math
         now = self.clock()
-        if re.search(r"\b(what time|the time|time is it)\b", text):
+        if re.search(r"\b(what time|whats the time|tell me the time|current time|time is it)\b", text):
             return f"It's {now:%I:%M %p}.".replace("It's 0", "It's ", 1)
         if re.search(r"\b(what day|the date|todays date|what date|date today|day is it)\b", text):
             return f"Today is {now:%A}, {now:%B} {now.day}, {now.year}."
         if re.search(r"\bwhat year\b", text):
             return f"It's {now.year}."
         if re.search(r"\bwhat (exactly )?are you$|\bare you (a |an )?(robot|human|real|ai|computer|bot)\b", text):
-            return self._with_notice("I'm a real-time talking avatar, and right now my words come from a small "
-                                     "built-in responder rather than a language model.", messages)
+            return self._with_notice(
+                "I'm a real-time talking avatar, and right now my words come from a small "
+                "built-in responder rather than a language model.",
+                messages,
+            )
         if re.search(r"\b(your name|who are you|introduce yourself)\b", text):
             ask = f"Nice to be talking with you, {name}." if name else "What's your name?"
             return f"I'm the Gaussian Avatar, a talking avatar that runs in real time. {ask}"
@@ -117,15 +164,18 @@ class EmbeddedLLM:
             return f"Goodbye{you}! It was nice talking with you."
         if re.match(r"(hi|hello|hey|hiya|howdy|greetings|good (morning|afternoon|evening))\b", text):
             return f"Hello{you}! How can I help you today?"
-        if re.match(rf"(i'?m|i am|im|feeling|doing)?\s*(very |really |pretty )?{_GOOD_MOODS}\b", text):
+        # Whole-utterance match only: "well, I think..." is not an answer to "how are you".
+        if re.fullmatch(rf"(i'?m|i am|im|feeling|doing)? ?(very |really |pretty )?{_GOOD_MOODS}{_ANSWER_TAIL}", text):
             return "Glad to hear it. What's on your mind today?"
         if re.search(rf"\b(i'?m|i am|im|feeling|feel) (so |very |really |a bit )?{_BAD_MOODS}\b", text):
             return "I'm sorry to hear that. Do you want to talk about what's going on?"
         if re.search(r"\b(thanks|thank you|thx|cheers)\b", text):
             return f"You're welcome{you}! Is there anything else?"
         if re.search(r"\b(what can you do|help me|what do you do|how do you work)\b", text):
-            return self._with_notice("I can chat a little, tell you the time and date, do simple arithmetic, "
-                                     "and remember your name.", messages)
+            return self._with_notice(
+                "I can chat a little, tell you the time and date, do simple arithmetic, and remember your name.",
+                messages,
+            )
         if re.search(r"\b(joke|make me laugh|something funny)\b", text):
             return _JOKES[turn % len(_JOKES)]
         if re.search(r"\b(weather|temperature outside|raining)\b", text):
@@ -143,7 +193,8 @@ class EmbeddedLLM:
         pick = zlib.crc32(f"{turn}:{text}".encode())  # deterministic, but varies when the user repeats
         plain = " ".join(re.sub(r"[^\w\s']", " ", said.replace("’", "'")).split())  # keeps the user's casing
         question = said.rstrip().endswith("?") or re.match(
-            r"(what|who|where|when|why|how|which|can|could|do|does|did|is|are|will|would|should)\b", text)
+            r"(what|who|where|when|why|how|which|can|could|do|does|did|is|are|will|would|should)\b", text
+        )
         if question:
             # Only "what/who is X" names its topic cleanly; for other questions "that" reads better than a fragment.
             m = re.match(r"(?:what|who)(?:'s| is| are| was| were) (?!you\b|i\b|we\b|they\b|it\b)(.+)", plain, re.I)
@@ -159,7 +210,7 @@ class EmbeddedLLM:
     def _with_notice(self, reply: str, messages: Sequence[dict[str, str]]) -> str:
         """Append the offline notice unless one of the last few replies already carried it."""
         recent = [str(m.get("content") or "") for m in messages if m.get("role") == "assistant"]
-        recent = recent[-(self.notice_every - 1):] if self.notice_every > 1 else []
+        recent = recent[-(self.notice_every - 1) :] if self.notice_every > 1 else []
         if any(NOTICE_MARKER in r for r in recent):
             return reply
         return f"{reply} {NOTICE}"
@@ -188,7 +239,9 @@ def _find_name(user_messages: Sequence[str]) -> str | None:
 def _reflect(fragment: str) -> str:
     """Swap first and second person so the fragment can be said back ("my job" -> "your job")."""
     words = " ".join(_REFLECT.get(w.lower(), w) for w in fragment.strip(" '").split())
-    words = re.sub(r"\bI$", "me", words)  # "you" at the end is an object: "I love you" -> "... about me"
+    # "you" after a preposition or at the end is an object: "I love you" -> "... about me", not "about I".
+    words = re.sub(r"\b(about|to|with|for|at|of|from|than|like|love) I\b", r"\1 me", words)
+    words = re.sub(r"\bI$", "me", words)
     return re.sub(r"\bI are\b", "I am", re.sub(r"\byou am\b", "you are", words))
 
 

@@ -110,8 +110,10 @@ class OpenAILLM:
                 if "model" in detail.lower():
                     msg = f"LLM at {url} does not have model '{self.model}' (HTTP 404: {detail})."
                     return LLMError(msg, base_url=url, kind="model", status=status)
-                msg = (f"LLM at {url} answered HTTP 404 for the chat completions endpoint ({detail}); "
-                       f"check that the base URL ends in /v1 and that model '{self.model}' exists.")
+                msg = (
+                    f"LLM at {url} answered HTTP 404 for the chat completions endpoint ({detail}); "
+                    f"check that the base URL ends in /v1 and that model '{self.model}' exists."
+                )
                 return LLMError(msg, base_url=url, kind="http", status=status)
             if status == 429:
                 msg = f"LLM at {url} is rate limiting requests (HTTP 429: {detail})."

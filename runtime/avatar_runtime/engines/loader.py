@@ -54,7 +54,9 @@ def build_engines(config: RuntimeConfig) -> Engines:
     engines = Engines(
         vad=SileroVAD(),
         asr=WhisperASR(
-            model_dir=config.asr.model_path, language=config.asr.language, threads=config.asr.threads,
+            model_dir=config.asr.model_path,
+            language=config.asr.language,
+            threads=config.asr.threads,
             short_window=config.asr.short_window,
         ),  # fmt: skip
         llm=build_llm(config),

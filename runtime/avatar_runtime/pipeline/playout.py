@@ -141,7 +141,8 @@ class Playout:
                 break
             pts_ms = int(round((track_base + frame_start - (self._origin or 0)) * 1000 / self.sample_rate))
             last = entry.ended and entry.next_frame == len(entry.frames) - 1
-            result.frames.append(ReleasedFrame(entry.turn, entry.next_frame, pts_ms, entry.frames[entry.next_frame], last))
+            weights = entry.frames[entry.next_frame]
+            result.frames.append(ReleasedFrame(entry.turn, entry.next_frame, pts_ms, weights, last))
             entry.next_frame += 1
 
 

@@ -182,10 +182,9 @@ class ReplyWorker:
                         # TTS voices start with tens of ms of near-silence: cut it, it is pure latency.
                         trimmed = trim_leading_silence(chunk.samples, chunk.sample_rate)
                         shift_ms = (len(chunk.samples) - len(trimmed)) * 1000 / chunk.sample_rate
-                        chunk = SpeechChunk(
-                            trimmed, chunk.sample_rate, chunk.text,
-                            [replace(p, start_ms=p.start_ms - shift_ms) for p in chunk.phonemes if p.start_ms >= shift_ms],
-                        )  # fmt: skip
+                        marks = [replace(p, start_ms=p.start_ms - shift_ms) for p in chunk.phonemes]
+                        kept = [m for m in marks if m.start_ms >= 0]
+                        chunk = SpeechChunk(trimmed, chunk.sample_rate, chunk.text, kept)
                     a2e_started = time.perf_counter()
                     frames = await asyncio.to_thread(expression.push, chunk)
                     if handle.timings.a2e_first_frame is None and frames:
@@ -214,4 +213,3 @@ async def _aclose(stream: Any) -> None:
     close = getattr(stream, "aclose", None)
     if close is not None:
         await close()
-

@@ -21,8 +21,36 @@ _CLOSERS = "\"')]}”’」』）》"  # closing quotes/brackets stay with the s
 _CLAUSE_NEEDS_SPACE = ",;:–"  # "1,000", "10:30" and "1–5" are not clause boundaries
 _CLAUSE_ANY = "—，、；："  # em dash and CJK clause marks need no following space
 _ABBREVIATIONS = {
-    "mr", "mrs", "ms", "dr", "prof", "sr", "jr", "st", "vs", "cf", "approx", "fig", "dept", "est", "mt", "inc",
-    "ltd", "co", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept", "oct", "nov", "dec",
+    "mr",
+    "mrs",
+    "ms",
+    "dr",
+    "prof",
+    "sr",
+    "jr",
+    "st",
+    "vs",
+    "cf",
+    "approx",
+    "fig",
+    "dept",
+    "est",
+    "mt",
+    "inc",
+    "ltd",
+    "co",
+    "jan",
+    "feb",
+    "mar",
+    "apr",
+    "jun",
+    "jul",
+    "aug",
+    "sep",
+    "sept",
+    "oct",
+    "nov",
+    "dec",
 }
 _DOTTED = re.compile(r"[a-z](\.[a-z])+")  # e.g, i.e, u.s, a.m
 _MARKDOWN_CHARS = str.maketrans("", "", "*#`")  # emphasis, headings, code: spoken as "asterisk" otherwise
