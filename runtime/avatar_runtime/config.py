@@ -27,8 +27,11 @@ class VADConfig(_Section):
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="speech probability that starts speech")
     release_threshold: float = Field(0.35, gt=0.0, lt=1.0, description="probability below which a chunk is silence")
     min_speech_ms: int = Field(96, ge=32, le=2000, description="speech needed before a turn (and barge-in) starts")
-    pause_ms: int = Field(192, ge=32, le=5000, description="silence that starts speculative transcription")
+    pause_ms: int = Field(160, ge=32, le=5000, description="silence that starts speculative transcription")
     hangover_ms: int = Field(448, ge=64, le=5000, description="silence that ends the user's turn")
+    complete_end_ms: int = Field(
+        224, ge=32, le=5000, description="silence that ends it when the transcript is already a complete sentence"
+    )
     preroll_ms: int = Field(320, ge=0, le=2000, description="audio kept before speech onset for ASR")
     max_utterance_s: float = Field(20.0, gt=1.0, le=120.0, description="force the end of a turn after this long")
 
@@ -36,8 +39,8 @@ class VADConfig(_Section):
     def _ordered(self) -> VADConfig:
         if self.release_threshold > self.threshold:
             raise ValueError("vad.release_threshold must not exceed vad.threshold")
-        if self.pause_ms > self.hangover_ms:
-            raise ValueError("vad.pause_ms must not exceed vad.hangover_ms")
+        if not self.pause_ms <= self.complete_end_ms <= self.hangover_ms:
+            raise ValueError("vad.pause_ms <= vad.complete_end_ms <= vad.hangover_ms must hold")
         return self
 
 

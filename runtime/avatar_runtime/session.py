@@ -22,7 +22,14 @@ from .metrics import RuntimeMetrics
 from .pipeline.client_events import BadClientMessage, Bye, InterruptRequest, TextMessage, parse_client_message
 from .pipeline.playout import Playout, PullResult
 from .pipeline.reply import Engines, ReplyHandle, ReplyWorker
-from .pipeline.turn_detector import SpeechEnded, SpeechPaused, SpeechResumed, SpeechStarted, TurnDetector
+from .pipeline.turn_detector import (
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+    TurnDetector,
+    looks_complete,
+)
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS, encode_frame
 from .transport.tracks import OUTPUT_RATE, ReplyAudioTrack, read_microphone
 
@@ -165,6 +172,7 @@ class Session:
         elif isinstance(event, SpeechPaused):
             self._drop_speculative()
             self._speculative = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
+            self._spawn(self._end_early_if_complete(self._speculative), "early-end")
         elif isinstance(event, SpeechResumed):
             self._drop_speculative()
         elif isinstance(event, SpeechEnded):
@@ -177,6 +185,11 @@ class Session:
                 handle = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
             handle.timings.vad = now - speech_end_wall
             self._take_on(handle, speech_end_wall=speech_end_wall)
+
+    async def _end_early_if_complete(self, handle: ReplyHandle) -> None:
+        await handle.transcribed.wait()
+        if handle is self._speculative and looks_complete(handle.user_text):
+            self._detector.end_early()
 
     def _next_turn(self) -> int:
         self._turns += 1

@@ -10,6 +10,7 @@ from avatar_runtime.pipeline.turn_detector import (
     SpeechResumed,
     SpeechStarted,
     TurnDetector,
+    looks_complete,
 )
 
 
@@ -61,3 +62,28 @@ def test_short_blips_are_not_speech_and_max_length_forces_an_end():
     events = [e for _, e in _run(TurnDetector(cfg), [0.9] * 200)]
     assert isinstance(events[0], SpeechStarted) and isinstance(events[1], SpeechEnded)
     assert not events[1].speculated
+
+
+def test_a_complete_sentence_ends_the_turn_early_and_a_resume_cancels_that():
+    cfg = VADConfig(pause_ms=160, complete_end_ms=224, hangover_ms=448)
+    detector = TurnDetector(cfg)
+    events = _run(detector, [0.9] * 10 + [0.0] * _ms(160))
+    assert isinstance(events[-1][1], SpeechPaused)
+    detector.end_early()  # the speculative transcript was a whole sentence
+    more = _run(detector, [0.0] * (_ms(224) - _ms(160)))
+    assert [type(e) for _, e in more] == [SpeechEnded]
+
+    # After a resume the early end no longer applies: the full hangover is needed again.
+    detector = TurnDetector(cfg)
+    _run(detector, [0.9] * 10 + [0.0] * _ms(160))
+    detector.end_early()
+    events = [e for _, e in _run(detector, [0.9] * 3 + [0.0] * (_ms(448) - 1))]
+    assert [type(e) for e in events] == [SpeechResumed, SpeechPaused]
+
+
+def test_looks_complete():
+    assert looks_complete("What is the weather like today in Paris?")
+    assert looks_complete("Stop, please.")
+    assert not looks_complete("I want to go to")
+    assert not looks_complete("So I was thinking...")
+    assert not looks_complete("Hi.")  # one word: too little to be sure

@@ -68,6 +68,10 @@ class RuntimeServer:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(timeout)
 
+    def submit(self, coro, timeout: float = 10.0):
+        """Await `coro` on the server's event loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
     def stop(self) -> None:
         if self._server is None:
             return

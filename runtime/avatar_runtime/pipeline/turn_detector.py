@@ -5,7 +5,9 @@ It emits the events the session reacts to:
 - `SpeechPaused` at the first `pause_ms` of silence, carrying the utterance so far, so transcription (and the
   whole reply) can start speculatively while we still wait to know whether the user is done;
 - `SpeechResumed` if the user goes on after such a pause (the speculative work is discarded);
-- `SpeechEnded` after `hangover_ms` of silence (or `max_utterance_s`): the turn is the user's no longer.
+- `SpeechEnded` after `hangover_ms` of silence (or `max_utterance_s`): the turn is the user's no longer;
+  or already after `complete_end_ms` once the session calls `end_early()` because the speculative transcript
+  is a complete sentence (the transcript, not only the silence, says the user is done).
 The utterance audio includes `preroll_ms` before the onset, because VAD fires after the first phoneme began.
 """
 
@@ -61,6 +63,7 @@ class TurnDetector:
         self._silent_chunks = 0  # consecutive silent chunks inside an utterance
         self._speech_chunks_total = 0
         self._paused = False
+        self._early_end = False
         self._chunks_seen = 0
 
     @property
@@ -86,17 +89,24 @@ class TurnDetector:
             if self._paused:
                 events.append(SpeechResumed(at_s=self.now_s))
                 self._paused = False
+                self._early_end = False
             self._silent_chunks = 0
         else:
             self._silent_chunks += 1
         silence_ms = self._silent_chunks * CHUNK_MS
         too_long = len(self._utterance) * CHUNK_MS >= cfg.max_utterance_s * 1000
-        if silence_ms >= cfg.hangover_ms or too_long:
+        end_after_ms = cfg.complete_end_ms if self._early_end else cfg.hangover_ms
+        if silence_ms >= end_after_ms or too_long:
             events.append(self._end())
         elif silence_ms >= cfg.pause_ms and not self._paused:
             self._paused = True
             events.append(SpeechPaused(utterance=self._speech_audio(), speech_end_s=self._speech_end_s()))
         return events
+
+    def end_early(self) -> None:
+        """The current pause follows a complete sentence: end the turn after `complete_end_ms` of silence."""
+        if self._speaking and self._paused:
+            self._early_end = True
 
     def _push_idle(self, chunk: np.ndarray, probability: float) -> list[TurnEvent]:
         cfg = self._config
@@ -132,4 +142,14 @@ class TurnDetector:
         self._utterance = []
         self._silent_chunks = 0
         self._paused = False
+        self._early_end = False
         return event
+
+
+_SENTENCE_END = (".", "?", "!", "。", "？", "！")
+
+
+def looks_complete(transcript: str) -> bool:
+    """Whether ASR punctuated the utterance as a finished sentence (a trailing "..." means it trailed off)."""
+    text = transcript.strip().rstrip("\"')")
+    return len(text.split()) >= 2 and text.endswith(_SENTENCE_END) and not text.endswith(("...", "…"))
