@@ -81,13 +81,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--turns", type=int, default=10)
     parser.add_argument("--tts", choices=["piper", "espeak"], default="piper")
+    parser.add_argument("--opus-bitrate", type=int, help="reply Opus bitrate in bit/s (default: the config's)")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args()
 
     with OpenAIStubServer(replies=lambda _request: ANSWER) as llm:
         config = load_config(env={"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "bench"})
         config.tts.engine = args.tts
-        print(f"voice-to-voice over {args.turns} turns (tts={args.tts}, LLM answers instantly) ...")
+        if args.opus_bitrate:
+            config.server.opus_bitrate = args.opus_bitrate
+        print(
+            f"voice-to-voice over {args.turns} turns (tts={args.tts}, opus {config.server.opus_bitrate} bit/s, "
+            "LLM answers instantly) ..."
+        )
         with RuntimeServer(config) as server:
             client_ms, server_ms, downlink_kbps = asyncio.run(run_turns(server.url, args.turns))
 
