@@ -31,7 +31,7 @@ from .pipeline.turn_detector import (
     looks_complete,
 )
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS, encode_frame
-from .transport.tracks import OUTPUT_RATE, ReplyAudioTrack, read_microphone
+from .transport.tracks import OUTPUT_RATE, ReplyAudioTrack, receive_audio
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ class Session:
     # -- browser → server ------------------------------------------------------------------------------
     def _on_track(self, track) -> None:
         if track.kind == "audio":
-            self._spawn(read_microphone(track, self._on_mic_audio), "mic")
+            self._spawn(receive_audio(track, self._on_mic_audio), "mic")
 
     def _on_datachannel(self, channel) -> None:
         if channel.label != "avatar" or self._channel is not None:

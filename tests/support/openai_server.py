@@ -24,7 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvicorn
+
+from tests.support.threaded_server import ThreadedUvicorn
 
 
 @dataclass(frozen=True)
@@ -100,67 +101,36 @@ class OpenAIStubServer:
         self.models = list(models) if models is not None else None
         self.requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._server: uvicorn.Server | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
-        self._sock: socket.socket | None = None
-        self.port = 0
+        self._http = ThreadedUvicorn(
+            self._app, "openai-stub", interface="asgi3", lifespan="off", timeout_graceful_shutdown=2
+        )
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    @property
+    def port(self) -> int:
+        return self._http.port
+
     def start(self) -> OpenAIStubServer:
-        # Bind the socket here so the port is known (and reserved) before the thread even starts.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
-        self.port = self._sock.getsockname()[1]
-        self._server = uvicorn.Server(
-            uvicorn.Config(
-                self._app,
-                interface="asgi3",
-                http="h11",
-                loop="asyncio",
-                lifespan="off",
-                log_level="warning",
-                access_log=False,
-                timeout_graceful_shutdown=2,
-            )
-        )
-        self._thread = threading.Thread(target=asyncio.run, args=(self._serve(),), name="openai-stub", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 10
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("OpenAI stub server failed to start")
-            time.sleep(0.005)
+        self._http.start(on_loop=self._make_stopping)
         return self
 
+    def _make_stopping(self) -> None:
+        self._stopping = asyncio.Event()
+
     def stop(self) -> None:
-        if self._server is None:
-            return
         # Wake streaming handlers that are sleeping between tokens so shutdown does not wait for them.
-        if self._loop is not None and self._stopping is not None:
-            self._loop.call_soon_threadsafe(self._stopping.set)
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        if self._sock is not None:
-            self._sock.close()
-        self._server = self._thread = self._sock = None
+        if self._http.loop is not None and self._stopping is not None:
+            self._http.loop.call_soon_threadsafe(self._stopping.set)
+        self._http.stop(join_s=10)
 
     __enter__ = start
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-    async def _serve(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
-        assert self._server is not None and self._sock is not None
-        await self._server.serve(sockets=[self._sock])
 
     @property
     def last_request(self) -> RecordedRequest:

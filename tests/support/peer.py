@@ -7,7 +7,6 @@ records every event and expression frame with its arrival time, and records the 
 from __future__ import annotations
 
 import asyncio
-import fractions
 import json
 import time
 from dataclasses import dataclass, field
@@ -17,8 +16,9 @@ import httpx
 import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from avatar_runtime.audio import float_to_int16, resample
+from avatar_runtime.audio import resample
 from avatar_runtime.protocol import ExpressionFrame, decode_frame
+from avatar_runtime.transport.tracks import PacketClock, audio_frame, receive_audio
 
 RATE = 48000
 PACKET = 960  # 20 ms
@@ -39,7 +39,7 @@ class ScriptedMicrophone(MediaStreamTrack):
         self._pending = np.zeros(0, dtype=np.float32)
         self._marks: list[tuple[int, list[float]]] = []  # (sample index in the send stream, list to append to)
         self._queued_until = 0  # send-stream index where the pending audio ends
-        self._start: float | None = None
+        self._clock = PacketClock()
         self._sent = 0
         self.utterance_started: list[float] = []
         self.utterance_ended: list[float] = []
@@ -63,27 +63,18 @@ class ScriptedMicrophone(MediaStreamTrack):
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            wait = self._start + self._sent / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self._clock.next_packet()
         chunk = np.zeros(PACKET, dtype=np.float32)
         take = min(PACKET, len(self._pending))
         if take:
             chunk[:take] = self._pending[:take]
             self._pending = self._pending[take:]
         now = time.perf_counter()
-        for mark in [m for m in self._marks if m[0] < self._sent + PACKET]:
+        for mark in [m for m in self._marks if m[0] < pts + PACKET]:
             mark[1].append(now)
             self._marks.remove(mark)
-        frame = av.AudioFrame.from_ndarray(float_to_int16(chunk)[None, :], format="s16", layout="mono")
-        frame.sample_rate = RATE
-        frame.pts = self._sent
-        frame.time_base = fractions.Fraction(1, RATE)
-        self._sent += PACKET
-        return frame
+        self._sent = pts + PACKET  # samples sent so far
+        return audio_frame(chunk, pts)
 
 
 @dataclass
@@ -131,19 +122,11 @@ class AvatarPeer:
         return await self.wait_event("hello", timeout=timeout)
 
     def _on_track(self, track) -> None:
-        self._reader = asyncio.ensure_future(self._read_audio(track))
+        self._reader = asyncio.ensure_future(receive_audio(track, self._on_audio, rate=RATE))
 
-    async def _read_audio(self, track) -> None:
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=RATE)
-        while True:
-            try:
-                frame = await track.recv()
-            except MediaStreamError:
-                return
-            now = time.perf_counter()
-            for converted in resampler.resample(frame):
-                self.received.audio.append(converted.to_ndarray().reshape(-1).astype(np.float32) / 32768.0)
-                self.received.audio_times.append(now)
+    def _on_audio(self, samples: np.ndarray) -> None:
+        self.received.audio.append(samples)
+        self.received.audio_times.append(time.perf_counter())
 
     def _on_message(self, message) -> None:
         now = time.perf_counter()

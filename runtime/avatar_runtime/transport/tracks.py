@@ -26,7 +26,36 @@ log = logging.getLogger(__name__)
 OUTPUT_RATE = 48000
 PTIME_S = 0.020
 _SAMPLES_PER_PACKET = int(OUTPUT_RATE * PTIME_S)
-_TIME_BASE = fractions.Fraction(1, OUTPUT_RATE)
+
+
+class PacketClock:
+    """When each 20 ms audio packet is due: start + samples/rate − now, so sleeps never accumulate drift."""
+
+    def __init__(self, rate: int = OUTPUT_RATE, samples_per_packet: int = _SAMPLES_PER_PACKET) -> None:
+        self.rate = rate
+        self.samples_per_packet = samples_per_packet
+        self._start: float | None = None
+        self._timestamp = 0
+
+    async def next_packet(self) -> int:
+        """Sleep until the next packet is due; returns its pts in samples (0 for the first)."""
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            self._timestamp += self.samples_per_packet
+            wait = self._start + self._timestamp / self.rate - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        return self._timestamp
+
+
+def audio_frame(samples: np.ndarray, pts: int, rate: int = OUTPUT_RATE) -> av.AudioFrame:
+    """Mono float32 samples → an s16 AudioFrame stamped with `pts` in 1/rate units."""
+    frame = av.AudioFrame.from_ndarray(float_to_int16(samples)[None, :], format="s16", layout="mono")
+    frame.sample_rate = rate
+    frame.pts = pts
+    frame.time_base = fractions.Fraction(1, rate)
+    return frame
 
 
 class ReplyAudioTrack(MediaStreamTrack):
@@ -36,35 +65,24 @@ class ReplyAudioTrack(MediaStreamTrack):
         super().__init__()
         self._playout = playout
         self._on_pull = on_pull
-        self._start: float | None = None
-        self._timestamp = 0
+        self._clock = PacketClock()
 
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            self._timestamp += _SAMPLES_PER_PACKET
-            wait = self._start + self._timestamp / OUTPUT_RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
+        pts = await self._clock.next_packet()
         pulled = self._playout.pull(_SAMPLES_PER_PACKET)
         try:
             self._on_pull(pulled)
         except Exception:  # a failing consumer must not stop the audio clock
             log.exception("reply track consumer failed")
-        frame = av.AudioFrame.from_ndarray(float_to_int16(pulled.samples)[None, :], format="s16", layout="mono")
-        frame.sample_rate = OUTPUT_RATE
-        frame.pts = self._timestamp
-        frame.time_base = _TIME_BASE
-        return frame
+        return audio_frame(pulled.samples, pts)
 
 
-async def read_microphone(
+async def receive_audio(
     track: MediaStreamTrack, on_audio: Callable[[np.ndarray], Awaitable[None] | None], rate: int = 16000
 ) -> None:
-    """Receive the browser's microphone, resample to mono `rate` float32 and hand each piece to `on_audio`."""
+    """Receive an audio track (the browser's microphone), resample to mono float32 at `rate`, pass each piece on."""
     resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
     while True:
         try:
