@@ -80,7 +80,8 @@ async def test_spoken_question_gets_a_spoken_answer_with_expressions(serve):
 
         metrics = (await _get(server.url + "/metrics")).text
         for name in (  # DESIGN §6: dashboards and the autoscaler depend on these names
-            "avatar_sessions_active", "avatar_sessions_limit", "avatar_sessions_total", "avatar_sessions_rejected_total",
+            "avatar_sessions_active", "avatar_sessions_limit",
+            "avatar_sessions_total", "avatar_sessions_rejected_total",
             "avatar_turn_stage_seconds_bucket", "avatar_voice_to_voice_seconds_bucket",
             "avatar_expression_frames_total", "avatar_interruptions_total",
         ):  # fmt: skip
