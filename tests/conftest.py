@@ -1,4 +1,4 @@
-"""Shared fixtures for end-to-end tests: models loaded once, a runtime on loopback per test, a stub LLM."""
+"""Fixtures shared by the end-to-end and browser tests: models loaded once, a runtime per test, a stub LLM."""
 
 from __future__ import annotations
 
