@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -217,3 +218,19 @@ def test_without_the_avatar_the_conversation_still_works(runtime, media, tmp_pat
     assert talked["connection"] == "connected" and any(REPLY[:40] in line for line in talked["avatar"]), talked
     assert r["framesReceived"] > 0  # expression frames still flow; nothing breaks without a renderer
     assert not r["pageErrors"], r["pageErrors"]
+
+
+def test_every_avatar_in_the_directory_is_offered_and_can_be_picked(runtime, tmp_path):
+    avatars = tmp_path / "avatars"  # the `runtime` fixture's avatar directory, holding p2-1.zip
+    with zipfile.ZipFile(P21) as source, zipfile.ZipFile(avatars / "second.zip", "w") as copy:
+        for item in source.infolist():  # the same avatar under another name: a "dropped-in" LAM export
+            copy.writestr(item.filename.replace("p2-1", "second", 1), source.read(item))
+    (avatars / "broken.zip").write_bytes(b"this is not a zip file")
+    server = runtime(avatar="p2-1")
+    r = run_script("client_avatars.mjs", "--url", server.url, "--pick", "second", timeout_s=300)
+    by_name = {o["name"]: o for o in r["options"]}
+    assert set(by_name) == {"broken", "p2-1", "second"} and r["visible"]
+    assert by_name["p2-1"]["selected"] and not by_name["second"]["disabled"]
+    assert by_name["broken"]["disabled"] and "zip" in by_name["broken"]["title"].lower()
+    assert r["avatarState"] == "ready" and "avatar=second" in r["search"]
+    assert "second" in r["zipRequests"]  # the picked avatar was really fetched

@@ -54,7 +54,19 @@ export class App {
     this.names = this.config.blendshapes || ARKIT_BLENDSHAPES;
     this.ui.showToken(Boolean(this.config.authRequired));
     if (this.config.llm?.embedded) this.ui.showNotice(this.config.llm.notice || "No language model is configured: replies come from a simple offline responder.");
+    const listed = this.config.avatars || [];
+    this.ui.showAvatars(listed, this.params.get("avatar") || this.config.avatar?.name, (name) => {
+      this.params.set("avatar", name); // the choice survives a reload
+      history.replaceState(null, "", `?${this.params}`);
+      this.loadAvatar();
+    });
     this.loadAvatar(); // in parallel: a conversation need not wait for the 3D head
+  }
+
+  /** The avatar to show: `?avatar=NAME` if the server lists it, else the one the server's config chooses. */
+  chosenAvatar() {
+    const wanted = this.params.get("avatar");
+    return (this.config.avatars || []).find((a) => a.name === wanted) || this.config.avatar || {};
   }
 
   async loadAvatar() {
@@ -63,7 +75,7 @@ export class App {
       this.ui.setAvatarStatus("Avatar display is off: you hear the avatar and read the transcript.");
       return;
     }
-    const info = this.config.avatar || {};
+    const info = this.chosenAvatar();
     try {
       if (info.error || !info.url) throw new AvatarLoadError(info.error || "the server names no avatar to show");
       this.avatar.state = "loading";
@@ -79,6 +91,7 @@ export class App {
       this.avatar.state = "ready";
       this.ui.setAvatarStatus(null);
     } catch (e) {
+      if (e.reason === "superseded") return; // the user picked another avatar meanwhile: that load speaks now
       this.avatar.state = "failed";
       this.avatar.error = e.message;
       const why = (e instanceof AvatarLoadError ? e.message : `it failed to load (${e.message || e})`).replace(/\.$/, "");

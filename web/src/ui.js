@@ -35,11 +35,29 @@ export class Ui {
       chatState: byId("chat-state"), form: byId("composer"), text: byId("text"), send: byId("send"),
       interrupt: byId("interrupt"), latencyToggle: byId("latency-toggle"), latency: byId("latency"),
       transcript: byId("transcript"), notice: byId("notice"), alert: byId("alert"), token: byId("token"),
-      tokenField: byId("token-field"), mode: byId("mode"),
+      tokenField: byId("token-field"), mode: byId("mode"), avatarPicker: byId("avatar-picker"),
     };
     this._turns = new Map(); // turn → {user, reply} elements
     this._countdown = null;
     this.el.latencyToggle.addEventListener("click", () => this.toggleLatency());
+  }
+
+  /**
+   * Offer the avatars the server lists (every LAM zip in its avatar directory); broken ones stay visible but
+   * disabled, with the server's check result as their tooltip, so a dropped-in file that fails is explained.
+   * @param {{name: string, ok: boolean, error: ?string}[]} avatars @param {string} selected
+   * @param {(name: string) => void} onPick
+   */
+  showAvatars(avatars, selected, onPick) {
+    const picker = this.el.avatarPicker;
+    picker.replaceChildren(...avatars.map((a) => {
+      const option = new Option(a.ok ? a.name : `${a.name} (broken)`, a.name, false, a.name === selected);
+      option.disabled = !a.ok;
+      option.title = a.error || "";
+      return option;
+    }));
+    picker.hidden = avatars.length < 2;
+    picker.onchange = () => onPick(picker.value);
   }
 
   /** Wire the user's actions. */
