@@ -216,6 +216,7 @@ class Session:
             return
         if not handle.user_text.strip():
             self._current = None  # noise, or nothing intelligible: keep listening
+            self._speech_end_wall.pop(handle.turn, None)
             return
         self.send_event({"type": "transcript", "turn": handle.turn, "text": handle.user_text, "final": True})
         self._send_state("thinking")
