@@ -35,7 +35,7 @@ class AvatarCatalog:
 
     def entries(self) -> list[AvatarEntry]:
         files = sorted(self.directory.glob("*.zip")) if self.directory.is_dir() else []
-        key = tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+        key = tuple((f.name, st.st_size, st.st_mtime_ns) for f in files for st in (f.stat(),))
         if self._cache is None or self._cache[0] != key:
             entries = list_avatars(self.directory)
             for entry in entries:

@@ -39,7 +39,3 @@ def apply_tuning(opus_bitrate: int, audio_prefetch: int = 1) -> None:
     _settings["audio_prefetch"] = int(audio_prefetch)
     opus.OpusEncoder.__init__ = _opus_init  # type: ignore[method-assign]
     rtcrtpreceiver.RTCRtpReceiver.__init__ = _receiver_init  # type: ignore[method-assign]
-
-
-def current_tuning() -> dict[str, int]:
-    return dict(_settings)
