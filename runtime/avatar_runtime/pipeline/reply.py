@@ -12,14 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from ..audio import resample, trim_leading_silence
-from ..engines.base import ASREngine, ExpressionEngine, LLMEngine, SpeechChunk, TTSEngine
+from ..engines.base import ASREngine, ExpressionEngine, LLMEngine, SpeechChunk, Transcription, TTSEngine
 from .playout import Playout
 from .sentences import SentenceChunker
 
@@ -61,6 +61,7 @@ class ReplyHandle:
     turn: int
     utterance: np.ndarray | None = None  # user audio to transcribe, or None for a typed turn
     user_text: str = ""
+    heard: Transcription | None = None  # the ASR result (language, emotion, events) for a spoken turn
     timings: ReplyTimings = field(default_factory=ReplyTimings)
     committed: bool = False
     cancelled: bool = False
@@ -116,7 +117,8 @@ class ReplyWorker:
         try:
             if handle.utterance is not None:
                 started = time.perf_counter()
-                handle.user_text = await self._engines.asr.transcribe(handle.utterance)
+                heard = await self._engines.asr.transcribe(handle.utterance)
+                handle.user_text, handle.heard = heard.text, heard
                 handle.timings.asr = time.perf_counter() - started
             handle.transcribed.set()
             if not handle.user_text.strip():
@@ -185,20 +187,31 @@ class ReplyWorker:
                         marks = [replace(p, start_ms=p.start_ms - shift_ms) for p in chunk.phonemes]
                         kept = [m for m in marks if m.start_ms >= 0]
                         chunk = SpeechChunk(trimmed, chunk.sample_rate, chunk.text, kept)
-                    a2e_started = time.perf_counter()
-                    frames = await asyncio.to_thread(expression.push, chunk)
-                    if handle.timings.a2e_first_frame is None and frames:
-                        handle.timings.a2e_first_frame = time.perf_counter() - a2e_started
-                    audio = resample(chunk.samples, chunk.sample_rate, rate)
-                    handle.deliver(lambda a=audio, f=frames, t=sentence: self._queue(turn, a, f, t))
-            except asyncio.CancelledError:
+                    # Slice so frames (and the audio they go with) leave every few hundred ms, not per sentence.
+                    for piece in chunk.split(self._engines.a2e.max_push_s):
+                        a2e_started = time.perf_counter()
+                        frames = await self._expression(expression.push(piece))
+                        if handle.timings.a2e_first_frame is None and frames:
+                            handle.timings.a2e_first_frame = time.perf_counter() - a2e_started
+                        audio = resample(piece.samples, piece.sample_rate, rate)
+                        handle.deliver(lambda a=audio, f=frames, t=sentence: self._queue(turn, a, f, t))
+            except (asyncio.CancelledError, ReplyFailed):
                 raise
             except Exception as exc:
                 raise ReplyFailed("tts_failed", f"speech synthesis failed: {exc}") from exc
             finally:
                 await _aclose(stream)
-        tail = expression.flush()
+        tail = await self._expression(expression.flush())
         handle.deliver(lambda: self._finish(turn, tail))
+
+    @staticmethod
+    async def _expression(call: Awaitable[list[np.ndarray]]) -> list[np.ndarray]:
+        try:
+            return await call
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            raise ReplyFailed("a2e_failed", f"the expression model failed: {exc}") from exc
 
     def _queue(self, turn: int, audio: np.ndarray, frames: list[np.ndarray], text: str) -> None:
         self._playout.add_audio(turn, audio, text)
