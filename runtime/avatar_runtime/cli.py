@@ -7,6 +7,8 @@ import logging
 import sys
 
 from .config import ConfigError, load_config
+from .models.commands import add_parser as add_models_parser
+from .models.commands import run as run_models_command
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -20,6 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = commands.add_parser("check-config", help="validate a config file and print the merged result")
     check.add_argument("--config", required=True)
+    add_models_parser(commands)
     return parser
 
 
@@ -31,8 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avatar-runtime: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print(config.model_dump_json(indent=2, exclude={"llm": {"api_key"}}))
+        print(
+            config.model_dump_json(
+                indent=2, exclude={"llm": {"api_key"}, "hub": {"token"}, "tts": {"cosyvoice": {"api_key"}}}
+            )
+        )
         return 0
+    if args.command == "models":
+        return run_models_command(args, config)
     return _serve(config, args)
 
 

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .models.specs import HubSettings, ModelSpecList, default_models
+
 
 class ConfigError(ValueError):
     """The configuration cannot be used; the message is one line that names the offending key."""
@@ -44,12 +46,30 @@ class VADConfig(_Section):
         return self
 
 
+Device = Literal["auto", "cpu", "cuda"]
+
+
 class ASRConfig(_Section):
-    engine: Literal["whisper"] = "whisper"
+    engine: Literal["whisper", "sensevoice"] = Field(
+        "whisper", description="whisper: embedded tiny.en; sensevoice: SenseVoiceSmall (funasr) from the model cache"
+    )
     model_path: str | None = Field(None, description="CTranslate2 Whisper dir; default: the wheel-shipped tiny.en")
-    language: str = "en"
+    language: str = Field("en", description="whisper: en; sensevoice: auto | zh | en | ja | ko | yue")
     threads: int = Field(2, ge=1, le=64)
     short_window: bool = Field(True, description="encode utterance + 2 s, not Whisper's fixed 30 s (~5x faster)")
+    model: str = Field("sensevoice-small", description="sensevoice: name of the model in the cache (models:)")
+    device: Device = Field("auto", description="sensevoice: auto = cuda when available, else cpu")
+    use_itn: bool = Field(True, description="sensevoice: inverse text normalisation (punctuation, digits)")
+    tags: Literal["strip", "expose"] = Field(
+        "expose", description="sensevoice: expose language/emotion/events in transcript events, or only strip them"
+    )
+
+    @model_validator(mode="after")
+    def _language_fits_engine(self) -> ASRConfig:
+        allowed = {"whisper": {"en"}, "sensevoice": {"auto", "zh", "en", "ja", "ko", "yue"}}[self.engine]
+        if self.language not in allowed and not (self.engine == "whisper" and self.model_path):
+            raise ValueError(f"asr.language {self.language!r} must be one of {sorted(allowed)} for {self.engine}")
+        return self
 
 
 class LLMConfig(_Section):
@@ -66,14 +86,63 @@ class LLMConfig(_Section):
     timeout_s: float = Field(30.0, gt=0.0)
 
 
+class EdgeTTSConfig(_Section):
+    rate: str = Field("+0%", pattern=r"^[+-]\d{1,3}%$", description="speaking rate change, e.g. +10%")
+    volume: str = Field("+0%", pattern=r"^[+-]\d{1,3}%$")
+    pitch: str = Field("+0Hz", pattern=r"^[+-]\d{1,4}Hz$")
+    proxy: str | None = Field(None, description="HTTP proxy for the Edge service, e.g. http://proxy:3128")
+
+
+class CosyVoiceConfig(_Section):
+    mode: Literal["dashscope", "server"] = Field(
+        "dashscope", description="dashscope: Alibaba Cloud's CosyVoice API; server: a self-hosted CosyVoice server"
+    )
+    url: str | None = Field(None, description="dashscope WebSocket URL (default: the public one) or the server's URL")
+    api_key: str | None = Field(None, description="DashScope API key; env DASHSCOPE_API_KEY wins")
+    model: str = Field("cosyvoice-v1", description="dashscope model")
+    sample_rate: int = Field(22050, ge=8000, le=48000, description="22050 (CosyVoice-300M) or 24000 (CosyVoice2)")
+    workspace: str | None = Field(None, description="dashscope: workspace id (X-DashScope-WorkSpace), if any")
+    prompt_wav: str | None = Field(None, description="server: voice-cloning prompt audio (zero-shot mode)")
+    prompt_text: str | None = Field(None, description="server: transcript of prompt_wav")
+
+    @model_validator(mode="after")
+    def _prompt_pair(self) -> CosyVoiceConfig:
+        if bool(self.prompt_wav) != bool(self.prompt_text):
+            raise ValueError("tts.cosyvoice.prompt_wav and prompt_text go together (zero-shot voice cloning)")
+        return self
+
+
 class TTSConfig(_Section):
-    engine: Literal["piper", "espeak"] = "piper"
-    voice: str | None = Field(None, description="espeak voice name (e.g. en-us); piper uses its bundled voice")
+    engine: Literal["piper", "espeak", "edge", "cosyvoice"] = Field(
+        "piper", description="piper/espeak: embedded; edge: Microsoft Edge online voices; cosyvoice: CosyVoice"
+    )
+    voice: str | None = Field(
+        None, description="espeak voice (en-us), edge voice (default zh-CN-XiaoxiaoNeural), cosyvoice voice/speaker"
+    )
     rate_wpm: int = Field(165, ge=80, le=400, description="espeak speaking rate")
+    fallback: Literal["piper", "espeak", "none"] = Field(
+        "piper", description="embedded engine that speaks when an online engine fails (with a logged warning)"
+    )
+    connect_timeout_s: float = Field(5.0, gt=0, le=120, description="online engines: connection timeout")
+    first_audio_timeout_s: float = Field(8.0, gt=0, le=120, description="online engines: wait for the first audio")
+    stall_timeout_s: float = Field(5.0, gt=0, le=120, description="online engines: longest gap between audio pieces")
+    retry_after_s: float = Field(30.0, ge=0, description="after a failure, use the fallback this long")
+    edge: EdgeTTSConfig = Field(default_factory=EdgeTTSConfig)
+    cosyvoice: CosyVoiceConfig = Field(default_factory=CosyVoiceConfig)
 
 
 class A2EConfig(_Section):
-    engine: Literal["audio"] = "audio"
+    engine: Literal["audio", "lam"] = Field(
+        "audio", description="audio: embedded signal-driven; lam: LAM Audio2Expression (wav2vec2) from the model cache"
+    )
+    model: str = Field("lam-audio2exp", description="lam: cache name of the LAM checkpoint")
+    encoder: str = Field("wav2vec2-base-960h", description="lam: cache name of the wav2vec2 config")
+    device: Device = Field("auto", description="lam: auto = cuda when available, else cpu")
+    slice_ms: int = Field(200, ge=34, le=200, description="lam: frames leave every this much audio (<= 200 ms)")
+    context_frames: int = Field(64, ge=8, le=300, description="lam: rolling audio context, in 30 fps frames")
+    identity: int = Field(0, ge=0, le=11, description="lam: speaking-style identity of the checkpoint (0-11)")
+    max_batch: int = Field(16, ge=1, le=256, description="lam: windows from all sessions run together")
+    max_wait_ms: float = Field(4.0, ge=0, le=100, description="lam: wait this long to fill a batch")
 
 
 class TurnConfig(_Section):
@@ -123,6 +192,8 @@ class RuntimeConfig(_Section):
     tls: TLSConfig = Field(default_factory=TLSConfig)
     avatar: AvatarConfig = Field(default_factory=AvatarConfig)
     model_dir: str = Field("./models", description="model cache (env AVATAR_MODEL_DIR wins)")
+    models: ModelSpecList = Field(default_factory=default_models, description="what `models pull` fetches")
+    hub: HubSettings = Field(default_factory=HubSettings)
 
 
 def _one_line(error: ValidationError) -> str:
@@ -165,6 +236,9 @@ def _apply_env(config: RuntimeConfig, env: dict[str, str]) -> RuntimeConfig:
         llm.model = env["AVATAR_LLM_MODEL"]
     if env.get("AVATAR_MODEL_DIR"):
         config.model_dir = env["AVATAR_MODEL_DIR"]
+    config.hub = config.hub.with_env(env)
+    if env.get("DASHSCOPE_API_KEY"):
+        config.tts.cosyvoice.api_key = env["DASHSCOPE_API_KEY"]
     if llm.base_url and not llm.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"llm.base_url must start with http:// or https://, got {llm.base_url!r}")
     return config

@@ -6,7 +6,7 @@ import logging
 
 from ..config import RuntimeConfig
 from ..pipeline.reply import Engines
-from .base import EngineUnavailable, LLMEngine, TTSEngine
+from .base import ASREngine, EngineUnavailable, ExpressionEngine, LLMEngine, TTSEngine
 
 log = logging.getLogger(__name__)
 
@@ -32,37 +32,113 @@ def build_llm(config: RuntimeConfig) -> LLMEngine:
     return EmbeddedLLM()
 
 
-def build_tts(config: RuntimeConfig) -> TTSEngine:
+def _embedded_tts(config: RuntimeConfig, engine: str) -> TTSEngine:
     from .tts_espeak import EspeakTTS
 
-    if config.tts.engine == "piper":
+    if engine == "piper":
         try:
             from .tts_piper import PiperTTS
 
             return PiperTTS()
         except (EngineUnavailable, ImportError) as exc:
             log.warning("TTS: piper unavailable (%s); falling back to espeak-ng", exc)
-    return EspeakTTS(voice=config.tts.voice or "en-us", rate_wpm=config.tts.rate_wpm)
+    voice = config.tts.voice if config.tts.engine == "espeak" else None
+    return EspeakTTS(voice=voice or "en-us", rate_wpm=config.tts.rate_wpm)
+
+
+def _online_tts(config: RuntimeConfig) -> TTSEngine:
+    tts = config.tts
+    timeouts = {
+        "connect_timeout_s": tts.connect_timeout_s,
+        "first_audio_timeout_s": tts.first_audio_timeout_s,
+        "stall_timeout_s": tts.stall_timeout_s,
+    }
+    if tts.engine == "edge":
+        from .tts_edge import DEFAULT_VOICE, EdgeTTS
+
+        return EdgeTTS(
+            voice=tts.voice or DEFAULT_VOICE, rate=tts.edge.rate, volume=tts.edge.volume, pitch=tts.edge.pitch,
+            proxy=tts.edge.proxy, **timeouts,
+        )  # fmt: skip
+    from .tts_cosyvoice import CosyVoiceTTS
+
+    cosy = tts.cosyvoice
+    return CosyVoiceTTS(
+        mode=cosy.mode, url=cosy.url, api_key=cosy.api_key, model=cosy.model, voice=tts.voice,
+        sample_rate=cosy.sample_rate, workspace=cosy.workspace, prompt_wav=cosy.prompt_wav,
+        prompt_text=cosy.prompt_text, **timeouts,
+    )  # fmt: skip
+
+
+def build_tts(config: RuntimeConfig) -> TTSEngine:
+    """The configured voice; an online one (edge, cosyvoice) is wrapped so a network failure falls back."""
+    tts = config.tts
+    if tts.engine in ("piper", "espeak"):
+        return _embedded_tts(config, tts.engine)
+    primary = _online_tts(config)
+    if tts.fallback == "none":
+        return primary
+    from .tts_fallback import FallbackTTS
+
+    return FallbackTTS(primary, _embedded_tts(config, tts.fallback), retry_after_s=tts.retry_after_s)
+
+
+def build_asr(config: RuntimeConfig) -> ASREngine:
+    asr = config.asr
+    if asr.engine == "sensevoice":
+        from ..models.cache import model_path
+        from .asr_sensevoice import SenseVoiceASR
+
+        return SenseVoiceASR(
+            model_dir=model_path(config.model_dir, asr.model), language=asr.language, device=asr.device,
+            tags=asr.tags, threads=asr.threads, use_itn=asr.use_itn,
+        )  # fmt: skip
+    from .asr_whisper import WhisperASR
+
+    return WhisperASR(
+        model_dir=asr.model_path, language=asr.language, threads=asr.threads, short_window=asr.short_window
+    )
+
+
+def build_a2e(config: RuntimeConfig) -> ExpressionEngine:
+    a2e = config.a2e
+    if a2e.engine == "lam":
+        from .a2e_lam import LAMExpressionEngine
+
+        return LAMExpressionEngine(
+            model_dir=config.model_dir, model=a2e.model, encoder=a2e.encoder, device=a2e.device,
+            identity=a2e.identity, slice_ms=a2e.slice_ms, context_frames=a2e.context_frames,
+            max_batch=a2e.max_batch, max_wait_ms=a2e.max_wait_ms,
+        )  # fmt: skip
+    from .a2e_audio import AudioExpressionEngine
+
+    return AudioExpressionEngine()
 
 
 def build_engines(config: RuntimeConfig) -> Engines:
-    """Load every model the sessions share; raises EngineUnavailable naming what is missing."""
-    from .a2e_audio import AudioExpressionEngine
-    from .asr_whisper import WhisperASR
+    """Load every model the sessions share; raises EngineUnavailable naming everything that is missing.
+
+    Each engine is tried even after one fails, so a fresh production install hears about every missing model in
+    one message (and on /readyz), not one per restart.
+    """
     from .vad_silero import SileroVAD
 
-    engines = Engines(
-        vad=SileroVAD(),
-        asr=WhisperASR(
-            model_dir=config.asr.model_path,
-            language=config.asr.language,
-            threads=config.asr.threads,
-            short_window=config.asr.short_window,
-        ),  # fmt: skip
-        llm=build_llm(config),
-        tts=build_tts(config),
-        a2e=AudioExpressionEngine(),
-    )
+    built: dict[str, object] = {}
+    problems: list[str] = []
+    builders = {"vad": lambda _c: SileroVAD(), "asr": build_asr, "llm": build_llm, "tts": build_tts, "a2e": build_a2e}
+    for stage, builder in builders.items():
+        try:
+            built[stage] = builder(config)
+        except EngineUnavailable as exc:
+            problems.append(f"{stage}: {exc}")
+        except ImportError as exc:  # a production engine on an install without its packages
+            problems.append(
+                f"{stage}: Python package {exc.name or exc} is not installed; "
+                "install the production engines with `bash hack/install.sh --production`"
+            )
+    if problems:
+        raise EngineUnavailable(" | ".join(problems))
+    engines = Engines(**built)
     log.info(
         "engines: vad=%s asr=%s llm=%s tts=%s a2e=%s",
         engines.vad.name, engines.asr.name, engines.llm.name, engines.tts.name, engines.a2e.name,
