@@ -51,6 +51,7 @@ class Runtime:
         self.engines = engines
         self.sessions: SessionManager | None = None
         self.load_error: str | None = None
+        self._owns_engines = engines is None  # engines handed in (tests share them) are closed by their owner
 
     async def start(self) -> None:
         apply_tuning(self.config.server.opus_bitrate, self.config.server.mic_jitter_packets)
@@ -66,6 +67,13 @@ class Runtime:
     async def stop(self) -> None:
         if self.sessions is not None:
             await self.sessions.close_all()
+        if self._owns_engines and self.engines is not None:
+            for engine in (self.engines.asr, self.engines.tts, self.engines.a2e):
+                close = getattr(engine, "close", None)  # batching workers, network clients
+                if close is not None:
+                    result = close()
+                    if asyncio.iscoroutine(result):
+                        await result
 
 
 async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:

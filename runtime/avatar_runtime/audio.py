@@ -45,3 +45,49 @@ def trim_leading_silence(
         return samples
     start = max(0, int(loud[0]) - int(sample_rate * keep_ms / 1000))
     return samples[start:]
+
+
+STREAM_RATE = 16_000  # what the expression engines analyse
+
+
+class StreamResampler:
+    """Streaming linear-interpolation resampler to 16 kHz whose output does not depend on chunk boundaries.
+
+    Output sample j sits at input position j*src/16000; it is produced once the input sample after that
+    position has arrived, so a chunk boundary never changes a value (unlike resampling each chunk alone).
+    """
+
+    def __init__(self, src_rate: int) -> None:
+        self.src = src_rate
+        self.buf = np.zeros(0, np.float32)
+        self.base = 0  # absolute input index of buf[0]
+        self.n_out = 0  # next output index
+
+    def _emit(self, j_end: int) -> np.ndarray:
+        # Position j*src/STREAM_RATE in float64 has an exact floor (j*src is exact and the quotient is never within
+        # 1e-12 of the next integer), so values never depend on where a chunk ended.
+        pos = np.arange(self.n_out, j_end, dtype=np.float64) * float(self.src) / STREAM_RATE
+        whole = pos.astype(np.int64)
+        frac = (pos - whole).astype(np.float32)
+        idx = whole - self.base
+        nxt = np.minimum(idx + 1, len(self.buf) - 1)  # past the end (only in finish): hold the last sample
+        out = self.buf[idx] + frac * (self.buf[nxt] - self.buf[idx])
+        self.n_out = max(self.n_out, j_end)
+        return out
+
+    def push(self, x: np.ndarray) -> np.ndarray:
+        if self.src == STREAM_RATE:  # already 16 kHz: pass through (a copy: the caller may reuse its buffer)
+            return x.copy()
+        self.buf = np.concatenate([self.buf, x])
+        avail = self.base + len(self.buf)
+        if avail == 0:
+            return self.buf[:0]
+        out = self._emit((avail - 1) * STREAM_RATE // self.src + 1)  # every j with position <= avail-1
+        keep = min(self.n_out * self.src // STREAM_RATE, avail - 1)  # first input sample the next output needs
+        self.buf, self.base = self.buf[keep - self.base :], keep
+        return out
+
+    def finish(self) -> np.ndarray:
+        """Outputs for the remaining positions < input length (the last input sample is held)."""
+        avail = self.base + len(self.buf)
+        return self._emit(-(-avail * STREAM_RATE // self.src)) if len(self.buf) else self.buf[:0]
