@@ -22,8 +22,9 @@ run: install
 test: $(TEST_STAMP)
 	bash hack/test.sh $(ARGS)
 
-bench: install
+bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/voice_to_voice.py $(ARGS)
+	.venv/bin/python hack/bench/a2e_throughput.py
 
 lint: install
 	.venv/bin/ruff check runtime tests hack

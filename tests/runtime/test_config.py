@@ -53,3 +53,10 @@ def test_cli_exits_2_on_bad_config(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "server.port" in lines[0]
+
+
+def test_production_preset_is_valid_and_selects_the_production_engines():
+    config = load_config(DEFAULT_FILE.parent / "presets" / "production.yaml", env={})
+    assert (config.asr.engine, config.tts.engine, config.a2e.engine) == ("sensevoice", "edge", "lam")
+    assert config.tts.fallback == "piper" and config.a2e.slice_ms <= 200
+    assert {m.name for m in config.models} >= {"sensevoice-small", "lam-audio2exp", "wav2vec2-base-960h"}

@@ -71,6 +71,17 @@ def test_interrupt_reports_what_was_heard_and_clears():
     assert not playout.pull(PULL).samples.any()
 
 
+def test_pieces_of_one_sentence_count_once_in_what_was_heard():
+    """The reply worker queues each sentence in 200 ms pieces, all carrying the sentence's text."""
+    playout = Playout(RATE, FPS)
+    for sentence, text in enumerate(["one two three four", "five six seven eight"]):
+        for _ in range(5):
+            playout.add_audio(1, np.ones(RATE // 5, dtype=np.float32), text, sentence)
+    playout.add_frames(1, _frames(60))
+    _pull_all(playout, 75)  # 1.5 s: the first sentence and half of the second
+    assert playout.interrupt() == {1: "one two three four five six"}
+
+
 def test_a_turn_without_audio_still_finishes():
     playout = Playout(RATE, FPS)
     playout.end_turn(3)

@@ -37,6 +37,7 @@ class _Segment:
     samples: np.ndarray
     text: str
     start: int  # offset of the segment within the turn's audio
+    sentence: int  # segments with the same number are pieces of one sentence (text given once per piece)
 
 
 class _TurnAudio:
@@ -70,11 +71,16 @@ class Playout:
         self._queue.append(entry)
         return entry
 
-    def add_audio(self, turn: int, samples: np.ndarray, text: str = "") -> None:
+    def add_audio(self, turn: int, samples: np.ndarray, text: str = "", sentence: int | None = None) -> None:
+        """Queue reply audio. `text` is the sentence it speaks; pieces of one sentence share `sentence`
+        (None = this piece is a sentence of its own), so "what the user heard" counts each sentence once."""
         entry = self._turn(turn)
         if entry.ended:
             raise RuntimeError(f"turn {turn} already ended")
-        entry.segments.append(_Segment(samples.astype(np.float32, copy=False), text, entry.queued_samples))
+        if sentence is None:
+            sentence = -len(entry.spoken) - len(entry.segments) - 1  # unique, never equal to a caller's number
+        segment = _Segment(samples.astype(np.float32, copy=False), text, entry.queued_samples, sentence)
+        entry.segments.append(segment)
         entry.queued_samples += len(samples)
 
     def add_frames(self, turn: int, frames: list[np.ndarray]) -> None:
@@ -147,13 +153,15 @@ class Playout:
 
 
 def _heard_text(entry: _TurnAudio) -> str:
-    """Text of the played segments; the one cut off counts by the share of it that was played."""
+    """Text of the played sentences; one cut off counts by the share of its (queued) audio that was played."""
+    sentences: dict[int, list] = {}  # sentence → [text, samples played, samples queued], in playing order
+    for segment in (*entry.spoken, *entry.segments):
+        played = min(max(entry.played - segment.start, 0), len(segment.samples))
+        text_played_total = sentences.setdefault(segment.sentence, [segment.text, 0, 0])
+        text_played_total[1] += played
+        text_played_total[2] += len(segment.samples)
     words: list[str] = []
-    for segment in entry.spoken:
-        words.extend(segment.text.split())
-    if entry.segments and entry.played > entry.segments[0].start:
-        current = entry.segments[0]
-        share = (entry.played - current.start) / max(1, len(current.samples))
-        current_words = current.text.split()
-        words.extend(current_words[: int(round(share * len(current_words)))])
+    for text, played, total in sentences.values():
+        sentence_words = text.split()
+        words.extend(sentence_words[: int(round(played / max(1, total) * len(sentence_words)))])
     return " ".join(words)

@@ -174,7 +174,9 @@ class ReplyWorker:
     async def _synthesize(self, handle: ReplyHandle, sentences: asyncio.Queue[str | None]) -> None:
         expression = self._engines.a2e.stream()
         turn, rate = handle.turn, self._playout.sample_rate
+        index = 0
         while (sentence := await sentences.get()) is not None:
+            index += 1
             asked = time.perf_counter()
             stream = self._engines.tts.synthesize(sentence)
             try:
@@ -194,7 +196,7 @@ class ReplyWorker:
                         if handle.timings.a2e_first_frame is None and frames:
                             handle.timings.a2e_first_frame = time.perf_counter() - a2e_started
                         audio = resample(piece.samples, piece.sample_rate, rate)
-                        handle.deliver(lambda a=audio, f=frames, t=sentence: self._queue(turn, a, f, t))
+                        handle.deliver(lambda a=audio, f=frames, t=sentence, i=index: self._queue(turn, a, f, t, i))
             except (asyncio.CancelledError, ReplyFailed):
                 raise
             except Exception as exc:
@@ -213,8 +215,8 @@ class ReplyWorker:
         except Exception as exc:
             raise ReplyFailed("a2e_failed", f"the expression model failed: {exc}") from exc
 
-    def _queue(self, turn: int, audio: np.ndarray, frames: list[np.ndarray], text: str) -> None:
-        self._playout.add_audio(turn, audio, text)
+    def _queue(self, turn: int, audio: np.ndarray, frames: list[np.ndarray], text: str, sentence: int) -> None:
+        self._playout.add_audio(turn, audio, text, sentence)
         self._playout.add_frames(turn, frames)
 
     def _finish(self, turn: int, tail: list[np.ndarray]) -> None:
