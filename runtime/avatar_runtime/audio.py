@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 
 
@@ -91,3 +93,39 @@ class StreamResampler:
         """Outputs for the remaining positions < input length (the last input sample is held)."""
         avail = self.base + len(self.buf)
         return self._emit(-(-avail * STREAM_RATE // self.src)) if len(self.buf) else self.buf[:0]
+
+
+class TurnResampler:
+    """A turn's reply audio, from chunks at any rate (even changing mid-turn), as one 16 kHz stream.
+
+    Keeps the exact input duration (a Fraction of seconds), which decides how many expression frames the turn
+    gets, independent of resampling rounding. Non-finite samples become 0 (one NaN would poison every frame or
+    model window it falls into).
+    """
+
+    def __init__(self) -> None:
+        self._resampler: StreamResampler | None = None
+        self._samples_per_rate: dict[int, int] = {}
+
+    @property
+    def duration(self) -> Fraction:
+        return sum((Fraction(n, rate) for rate, n in self._samples_per_rate.items()), Fraction(0))
+
+    def push(self, samples: np.ndarray, rate: int) -> np.ndarray:
+        """Add input audio; returns the 16 kHz samples it completes (a rate change first finishes the old rate)."""
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        if not np.isfinite(samples).all():
+            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+        done = self.finish() if self._resampler is not None and self._resampler.src != rate else None
+        if self._resampler is None:
+            self._resampler = StreamResampler(rate)
+        self._samples_per_rate[rate] = self._samples_per_rate.get(rate, 0) + len(samples)
+        out = self._resampler.push(samples)
+        return np.concatenate([done, out]) if done is not None and len(done) else out
+
+    def finish(self) -> np.ndarray:
+        """The 16 kHz samples still held back (the end of the input)."""
+        if self._resampler is None:
+            return np.zeros(0, np.float32)
+        rest, self._resampler = self._resampler.finish(), None
+        return rest

@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.serve_process import start_serve
 
 
 def test_readyz_names_every_missing_model_file(tmp_path):
@@ -24,15 +16,8 @@ def test_readyz_names_every_missing_model_file(tmp_path):
         f"model_dir: {models}\nasr:\n  engine: sensevoice\n  language: auto\na2e:\n  engine: lam\n"
         "tts:\n  engine: espeak\n"
     )
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AVATAR_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "avatar_runtime.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
-         "--port", str(port), "--no-tls"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    process, url = start_serve(config, tmp_path, tls=False)
     try:
-        url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, process.stdout.read()

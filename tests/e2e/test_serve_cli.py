@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import ssl
-import subprocess
-import sys
 import time
 
 import httpx
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.serve_process import start_serve
 
 
 def test_serve_generates_a_certificate_and_serves_https(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(f"tls:\n  self_signed_dir: {tmp_path / 'certs'}\nserver:\n  auth_token: s3cret\n")
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "AVATAR_"))}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "avatar_runtime.cli", "serve", "--config", str(config), "--host", "127.0.0.1",
-         "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    process, url = start_serve(config, tmp_path)
     try:
-        url = f"https://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, process.stdout.read()
@@ -66,4 +51,4 @@ def test_serve_generates_a_certificate_and_serves_https(tmp_path):
     assert process.returncode in (0, -15)
     assert "Application shutdown complete" in output
     assert "embedded offline responder" in output  # the log says plainly which LLM answers
-    assert f"serving on https://127.0.0.1:{port}" in output
+    assert f"serving on {url}" in output

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
-from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -18,7 +16,9 @@ from avatar_runtime.engines.tts_cosyvoice import DEFAULT_DASHSCOPE_VOICE, DEFAUL
 from avatar_runtime.engines.tts_fallback import TTSUnavailable
 
 from tests.support.cosyvoice_server import CosyVoiceServerStandIn, DashScopeStandIn
+from tests.support.net import free_port
 from tests.support.speech import speak, write_wav
+from tests.support.speech_chunks import collect, joined
 
 KEY = "sk-test-0123456789abcdef"
 TEXT = "Good morning, the weather is lovely today."
@@ -47,20 +47,6 @@ def dashscope(server: DashScopeStandIn, **options) -> CosyVoiceTTS:
 def self_hosted(url: str, **options) -> CosyVoiceTTS:
     settings = {"url": url, "sample_rate": 22050, "first_audio_timeout_s": 2.0, "stall_timeout_s": 2.0, **options}
     return CosyVoiceTTS("server", **settings)
-
-
-async def collect(stream: AsyncIterator[SpeechChunk]) -> list[SpeechChunk]:
-    return [chunk async for chunk in stream]
-
-
-def joined(chunks: list[SpeechChunk]) -> np.ndarray:
-    return np.concatenate([c.samples for c in chunks])
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 # --- DashScope WebSocket API ----------------------------------------------------------------------------------
@@ -165,7 +151,7 @@ async def test_dashscope_stall_and_refusal_fail_fast(pcm24: bytes) -> None:
         with pytest.raises(TTSUnavailable, match="no answer within 0.5 s waiting for the first audio"):
             await collect(dashscope(server, first_audio_timeout_s=0.5).synthesize(TEXT))
         assert 0.5 <= time.perf_counter() - started < 1.0
-    tts = CosyVoiceTTS("dashscope", url=f"ws://127.0.0.1:{closed_port()}/api-ws/v1/inference", api_key=KEY)
+    tts = CosyVoiceTTS("dashscope", url=f"ws://127.0.0.1:{free_port()}/api-ws/v1/inference", api_key=KEY)
     started = time.perf_counter()
     with pytest.raises(TTSUnavailable, match="cosyvoice TTS \\(dashscope\\): .*(Connect|refused)"):
         await collect(tts.synthesize(TEXT))
@@ -257,7 +243,7 @@ async def test_server_failures(pcm22: bytes, behaviour: str, cause: str, audio_b
 async def test_server_refused_connection() -> None:
     started = time.perf_counter()
     with pytest.raises(TTSUnavailable, match="cosyvoice TTS \\(server\\): ConnectError"):
-        await collect(self_hosted(f"http://127.0.0.1:{closed_port()}").synthesize(TEXT))
+        await collect(self_hosted(f"http://127.0.0.1:{free_port()}").synthesize(TEXT))
     assert time.perf_counter() - started < 1.0
 
 

@@ -9,9 +9,8 @@ The stand-in sends real speech (espeak-ng) as real MP3, so decoding, streaming a
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 
 import edge_tts.communicate
@@ -23,7 +22,9 @@ from avatar_runtime.engines.tts_fallback import TTSUnavailable
 from scipy.signal import correlate
 
 from tests.support.edge_tts_server import MP3_FORMAT, EdgeStandIn, encode_mp3
+from tests.support.net import free_port
 from tests.support.speech import speak
+from tests.support.speech_chunks import collect, joined
 
 TEXT = "Hello there, this is the avatar speaking through the stand-in service."
 ARIA = "Microsoft Server Speech Text to Speech Voice (en-US, AriaNeural)"
@@ -57,20 +58,6 @@ def serve(mp3: bytes, monkeypatch: pytest.MonkeyPatch) -> Serve:
 
 def engine(**options) -> EdgeTTS:
     return EdgeTTS(**{"voice": "en-US-AriaNeural", "first_audio_timeout_s": 2.0, "stall_timeout_s": 2.0, **options})
-
-
-async def collect(stream: AsyncIterator[SpeechChunk]) -> list[SpeechChunk]:
-    return [chunk async for chunk in stream]
-
-
-def joined(chunks: list[SpeechChunk]) -> np.ndarray:
-    return np.concatenate([c.samples for c in chunks])
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def test_speaks_through_edge_tts_protocol(serve: Serve) -> None:
@@ -134,7 +121,7 @@ async def test_default_voice_is_the_seeds(serve: Serve) -> None:
 
 
 async def test_refused_connection_is_reported_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(edge_tts.communicate, "WSS_URL", f"ws://127.0.0.1:{closed_port()}/edge/v1?x=1")
+    monkeypatch.setattr(edge_tts.communicate, "WSS_URL", f"ws://127.0.0.1:{free_port()}/edge/v1?x=1")
     started = time.perf_counter()
     with pytest.raises(TTSUnavailable, match="edge TTS: .*(Connect|refused)"):
         await collect(engine().synthesize(TEXT))

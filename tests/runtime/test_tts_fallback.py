@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -22,7 +21,9 @@ from avatar_runtime.engines.tts_fallback import FallbackTTS, unspoken_rest
 
 from tests.support.cosyvoice_server import CosyVoiceServerStandIn
 from tests.support.edge_tts_server import EdgeStandIn, encode_mp3
+from tests.support.net import free_port
 from tests.support.speech import speak
+from tests.support.speech_chunks import collect
 
 SENTENCE = "The quick brown fox jumps over the lazy dog near the river bank."
 FALLBACK_LOG = "avatar_runtime.engines.tts_fallback"
@@ -38,18 +39,8 @@ def pcm22() -> bytes:
     return float_to_int16(speak(SENTENCE, 22050)).tobytes()
 
 
-async def collect(stream: AsyncIterator[SpeechChunk]) -> list[SpeechChunk]:
-    return [chunk async for chunk in stream]
-
-
 def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == FALLBACK_LOG and r.levelno >= logging.WARNING]
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cosyvoice_at(url: str, timeout_s: float = 0.5) -> CosyVoiceTTS:
@@ -60,7 +51,7 @@ def cosyvoice_at(url: str, timeout_s: float = 0.5) -> CosyVoiceTTS:
 
 async def test_closed_port_falls_back_at_once_with_one_warning(espeak: EspeakTTS, caplog) -> None:
     caplog.set_level(logging.INFO)
-    tts = FallbackTTS(cosyvoice_at(f"http://127.0.0.1:{closed_port()}"), espeak, retry_after_s=30)
+    tts = FallbackTTS(cosyvoice_at(f"http://127.0.0.1:{free_port()}"), espeak, retry_after_s=30)
     assert isinstance(tts, TTSEngine) and tts.name == "cosyvoice+espeak"
     started = time.perf_counter()
     chunks = await collect(tts.synthesize(SENTENCE))
@@ -107,7 +98,7 @@ async def test_stalled_primary_then_retry_after_the_interval(espeak: EspeakTTS, 
 
 async def test_failed_retry_stays_quiet(espeak: EspeakTTS, caplog) -> None:
     caplog.set_level(logging.INFO)
-    tts = FallbackTTS(cosyvoice_at(f"http://127.0.0.1:{closed_port()}"), espeak, retry_after_s=0.1)
+    tts = FallbackTTS(cosyvoice_at(f"http://127.0.0.1:{free_port()}"), espeak, retry_after_s=0.1)
     await collect(tts.synthesize("One."))
     await asyncio.sleep(0.15)
     assert await collect(tts.synthesize("Two."))  # the retry fails again: logged at INFO, still spoken

@@ -28,9 +28,11 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 
 from aiohttp import web
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.support.ws_standin import WebSocketStandIn
 
 API_PATH = "/api-ws/v1/inference"
 # The stand-in logs what it receives, API key included: tests that look for a leaked key skip this logger.
@@ -84,8 +86,10 @@ def _run_task_problem(message: dict, model: str | None) -> str | None:
     return f"invalid {', '.join(bad)}" if bad else None
 
 
-class DashScopeStandIn:
+class DashScopeStandIn(WebSocketStandIn):
     """DashScope's CosyVoice WebSocket API in the running event loop (async context manager)."""
+
+    _log = _LOG
 
     def __init__(
         self,
@@ -103,21 +107,10 @@ class DashScopeStandIn:
         self.behaviour, self.cut_after = behaviour, cut_after
         self.tasks: list[TaskRecord] = []
         self.rejected_handshakes = 0
-        self.port = 0
-        self._server = None
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}{API_PATH}"
-
-    async def __aenter__(self) -> DashScopeStandIn:
-        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request, logger=_LOG)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         if request.path != API_PATH:

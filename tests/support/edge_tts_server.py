@@ -27,9 +27,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import av
 import numpy as np
-from websockets.asyncio.server import ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from tests.support.ws_standin import WebSocketStandIn
 
 PATH = "/consumer/speech/synthesize/readaloud/edge/v1"
 TOKEN = "6A5AA1D4EAFF4E9FB37E23D68491D6F4"  # edge-tts's TrustedClientToken (checked, as the real service does)
@@ -86,8 +88,10 @@ class EdgeRequest:
     client_left_early: bool = False  # the client closed the connection before the turn ended
 
 
-class EdgeStandIn:
+class EdgeStandIn(WebSocketStandIn):
     """Async context manager serving the stand-in in the running event loop; see the module doc."""
+
+    _log = _LOG
 
     def __init__(
         self,
@@ -104,22 +108,11 @@ class EdgeStandIn:
         self.behaviour = behaviour
         self.cut_after = cut_after
         self.requests: list[EdgeRequest] = []
-        self.port = 0
-        self._server = None
 
     @property
     def wss_url(self) -> str:
         """What edge-tts's WSS_URL constant should be to reach this server."""
         return f"ws://127.0.0.1:{self.port}{PATH}?TrustedClientToken={TOKEN}"
-
-    async def __aenter__(self) -> EdgeStandIn:
-        self._server = await serve(self._handle, "127.0.0.1", 0, process_request=self._check_request, logger=_LOG)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self._server.close()
-        await self._server.wait_closed()
 
     def _check_request(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urlsplit(request.path)

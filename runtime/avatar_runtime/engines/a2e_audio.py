@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
-from fractions import Fraction
 
 import numpy as np
 
-from avatar_runtime.audio import StreamResampler
+from avatar_runtime.audio import TurnResampler
 from avatar_runtime.engines.base import SpeechChunk
 from avatar_runtime.protocol import EXPRESSION_FPS, INDEX, NUM_BLENDSHAPES
 
@@ -141,10 +140,9 @@ class AudioExpressionStream:
 
     def __init__(self, rng: np.random.Generator) -> None:
         self._rng = rng
-        self._resampler: StreamResampler | None = None
+        self._input = TurnResampler()
         self._pcm = np.zeros(0, np.float32)  # 16 kHz audio not yet consumed by a frame
         self._pcm_start = 0  # absolute 16 kHz index of _pcm[0]
-        self._samples_per_rate: dict[int, int] = {}  # input samples by rate: exact turn duration at flush
         self._frame = 0  # next frame index
         self._marks: list[tuple[float, str]] = []  # (turn time s, viseme class), sorted
         self._weights = np.zeros(NUM_BLENDSHAPES, np.float32)  # smoothed output state
@@ -165,33 +163,20 @@ class AudioExpressionStream:
 
         (Below 16 kHz input the interpolator needs one sample past a period, so a frame may come one push later.)
         """
-        samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
-        if not np.isfinite(samples).all():  # one NaN would otherwise stick in the smoothing state forever
-            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        t0 = sum(n / rate for rate, n in self._samples_per_rate.items())
+        t0 = float(self._input.duration)
         for mark in chunk.phonemes:
             cls = viseme_class(mark.phoneme)
             if cls is not None:
                 bisect.insort(self._marks, (t0 + mark.start_ms / 1000.0, cls))
-        if self._resampler is not None and self._resampler.src != chunk.sample_rate:  # rate changed mid-turn
-            self._append(self._resampler.finish())
-            self._resampler = None
-        if self._resampler is None:
-            self._resampler = StreamResampler(chunk.sample_rate)
-        rate = chunk.sample_rate
-        self._samples_per_rate[rate] = self._samples_per_rate.get(rate, 0) + len(samples)
-        self._append(self._resampler.push(samples))
+        self._append(self._input.push(chunk.samples, chunk.sample_rate))  # (NaNs become 0: they would stick)
         end = self._pcm_start + len(self._pcm)
         # Frame k is complete once its last sample (k+1)*RATE//fps - 1 has arrived.
         return self._frames((EXPRESSION_FPS * (end + 1) - 1) // RATE - self._frame)
 
     def finish(self) -> list[np.ndarray]:
         """End of the turn: frames for the rest, audio zero-padded so the total is ceil(duration * fps)."""
-        if self._resampler is not None:
-            self._append(self._resampler.finish())
-            self._resampler = None
-        duration = sum((Fraction(n, rate) for rate, n in self._samples_per_rate.items()), Fraction(0))
-        total = math.ceil(duration * EXPRESSION_FPS)
+        self._append(self._input.finish())
+        total = math.ceil(self._input.duration * EXPRESSION_FPS)
         need = (total * RATE) // EXPRESSION_FPS - (self._pcm_start + len(self._pcm))
         if need > 0:
             self._append(np.zeros(need, np.float32))

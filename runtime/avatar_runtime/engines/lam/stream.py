@@ -16,11 +16,10 @@ import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from fractions import Fraction
 
 import numpy as np
 
-from avatar_runtime.audio import StreamResampler
+from avatar_runtime.audio import TurnResampler
 from avatar_runtime.engines.base import SpeechChunk
 from avatar_runtime.engines.lam.postprocess import PostState, frame_rms, postprocess
 from avatar_runtime.protocol import EXPRESSION_FPS
@@ -53,8 +52,7 @@ class LAMExpressionStream:
         if window_samples < frame_start(slice_frames + 1):
             raise ValueError("the window must hold the slice and the frame before it")
         self._submit, self._slice, self._window_samples, self._identity = submit, slice_frames, window_samples, identity
-        self._resampler: StreamResampler | None = None
-        self._samples_per_rate: dict[int, int] = {}  # input samples by rate: the exact turn duration at flush
+        self._input = TurnResampler()
         self._pcm = np.zeros(0, np.float32)  # 16 kHz audio still needed (current window's context onward)
         self._pcm_start = 0  # absolute 16 kHz index of _pcm[0]
         self._frame = 0  # next frame to emit
@@ -76,11 +74,8 @@ class LAMExpressionStream:
         """End of the turn: the rest, audio zero-padded to whole frames; ceil(duration * 30) frames in all."""
         if self._done:
             return []
-        if self._resampler is not None:
-            self._append(self._resampler.finish())
-            self._resampler = None
-        duration = sum((Fraction(n, rate) for rate, n in self._samples_per_rate.items()), Fraction(0))
-        total = math.ceil(duration * EXPRESSION_FPS)
+        self._append(self._input.finish())
+        total = math.ceil(self._input.duration * EXPRESSION_FPS)
         missing = frame_start(total) - (self._pcm_start + len(self._pcm))
         if missing > 0:
             self._append(np.zeros(missing, np.float32))
@@ -93,17 +88,7 @@ class LAMExpressionStream:
     def _add(self, chunk: SpeechChunk) -> None:
         if self._done:
             raise RuntimeError("push after flush: a stream serves one turn")
-        samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
-        if not np.isfinite(samples).all():  # one NaN would poison every window it falls into
-            samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-        if self._resampler is not None and self._resampler.src != chunk.sample_rate:  # rate changed mid-turn
-            self._append(self._resampler.finish())
-            self._resampler = None
-        if self._resampler is None:
-            self._resampler = StreamResampler(chunk.sample_rate)
-        rate = chunk.sample_rate
-        self._samples_per_rate[rate] = self._samples_per_rate.get(rate, 0) + len(samples)
-        self._append(self._resampler.push(samples))
+        self._append(self._input.push(chunk.samples, chunk.sample_rate))
 
     def _append(self, pcm: np.ndarray) -> None:
         self._pcm = np.concatenate([self._pcm, pcm.astype(np.float32, copy=False)]) if len(self._pcm) else pcm
