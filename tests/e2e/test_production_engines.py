@@ -8,50 +8,28 @@ config → model cache check → funasr AutoModel → LAM checkpoint (strict) �
 from __future__ import annotations
 
 import asyncio
-import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from avatar_runtime.config import load_config
-from avatar_runtime.engines.lam.checkpoint import ARCHIVE_NAME, CHECKPOINT_MEMBER, published_key_layout
-from avatar_runtime.engines.lam.network import Audio2Expression, wav2vec2_base_config
+from avatar_runtime.engines.lam.network import RELEASED_DIMS
 
 from tests.support.openai_server import OpenAIStubServer
 from tests.support.peer import AvatarPeer
 from tests.support.runtime_server import RuntimeServer
 from tests.support.speech import speak
+from tests.support.tiny_lam import tiny_network, write_lam_cache
 from tests.support.tiny_sensevoice import build_tiny_sensevoice
 
-SMALL_ENCODER = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
-    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-)  # fmt: skip
 ANSWER = "Of course. Here is what I would say to that."
-
-
-def _lam_cache(model_dir: Path) -> None:
-    """What `models pull` leaves for LAM: the encoder config and the hub's gzip tar holding the checkpoint."""
-    torch.manual_seed(0)
-    config = wav2vec2_base_config(**SMALL_ENCODER)
-    network = Audio2Expression(config)  # the released head (512 wide, 12 identities) on a small encoder
-    (model_dir / "wav2vec2-base-960h").mkdir(parents=True)
-    config.to_json_file(str(model_dir / "wav2vec2-base-960h" / "config.json"))
-    checkpoint = io.BytesIO()
-    torch.save({"state_dict": published_key_layout(network)}, checkpoint)
-    (model_dir / "lam-audio2exp").mkdir()
-    with tarfile.open(model_dir / "lam-audio2exp" / ARCHIVE_NAME, "w:gz") as tar:
-        info = tarfile.TarInfo(CHECKPOINT_MEMBER)
-        info.size = len(checkpoint.getvalue())
-        tar.addfile(info, io.BytesIO(checkpoint.getvalue()))
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("models")
-    _lam_cache(root)
+    # the released head (512 wide, 12 identities) on a tiny encoder
+    write_lam_cache(root, tiny_network(0, RELEASED_DIMS))
     build_tiny_sensevoice(root / "sensevoice-small", force_piece="▁please")  # says "please" to any speech
     return root
 

@@ -37,18 +37,10 @@ from avatar_runtime.models.cache import ModelMissing
 from avatar_runtime.protocol import INDEX, NUM_BLENDSHAPES
 from scipy.signal import savgol_filter
 
-TINY_ENCODER = dict(
-    hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(32,) * 7,
-    num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-)  # fmt: skip
-TINY_DIMS = LAMDims(hidden_dim=32, identity_feat_dim=8)
+from tests.support.tiny_lam import TINY_DIMS, TINY_ENCODER, tiny_network, write_lam_cache
+
 JAW = INDEX["jawOpen"]
 NOT_BLINK = np.setdiff1d(np.arange(NUM_BLENDSHAPES), pp.BLINK)
-
-
-def tiny_network(seed: int = 0) -> Audio2Expression:
-    torch.manual_seed(seed)
-    return Audio2Expression(wav2vec2_base_config(**TINY_ENCODER), TINY_DIMS)
 
 
 @pytest.fixture(scope="module")
@@ -213,14 +205,6 @@ def save_published(network: Audio2Expression, path: Path, prefix: str = "module.
     torch.save({"state_dict": published_key_layout(network, prefix), "epoch": 100}, path)
 
 
-def gzip_tar(path: Path, members: dict[str, bytes]) -> None:
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-
-
 @pytest.mark.parametrize("prefix", ["module.backbone.", "backbone.", ""])
 def test_checkpoint_round_trip_in_the_published_layout(tmp_path: Path, prefix: str) -> None:
     source, fresh = tiny_network(1), tiny_network(2)
@@ -247,21 +231,9 @@ def test_checkpoint_mismatch_names_the_keys(tmp_path: Path) -> None:
         load_checkpoint(Audio2Expression(wav2vec2_base_config(**TINY_ENCODER)), tmp_path / "bad.tar")
 
 
-def make_cache(model_dir: Path, network: Audio2Expression) -> None:
-    """A model cache as `models pull` leaves it: the hub archive and the encoder's config.json."""
-    (model_dir / "wav2vec2-base-960h").mkdir(parents=True)
-    wav2vec2_base_config(**TINY_ENCODER).to_json_file(str(model_dir / "wav2vec2-base-960h" / "config.json"))
-    buffer = io.BytesIO()
-    torch.save({"state_dict": published_key_layout(network)}, buffer)
-    (model_dir / "lam-audio2exp").mkdir()
-    gzip_tar(
-        model_dir / "lam-audio2exp" / ARCHIVE_NAME, {"pretrained_models/": b"", CHECKPOINT_MEMBER: buffer.getvalue()}
-    )
-
-
 def test_loads_from_the_model_cache_archive(tmp_path: Path) -> None:
     source = tiny_network(3)
-    make_cache(tmp_path, source)
+    write_lam_cache(tmp_path, source)
     loaded = load_network(tmp_path, TINY_DIMS)
     assert (tmp_path / "lam-audio2exp" / CHECKPOINT_MEMBER).is_file()  # extracted beside the archive
     assert sorted(p.name for p in (tmp_path / "lam-audio2exp" / "pretrained_models").iterdir()) == [
