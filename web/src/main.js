@@ -2,7 +2,7 @@
 // lip sync (sync.js), the renderer (avatar/view.js) and the controls (ui.js). Every failure ends in a message with
 // a way out — the conversation works without the avatar, and typing works without a microphone.
 import { mountAvatar, AvatarLoadError } from "./avatar/view.js";
-import { ARKIT_BLENDSHAPES, weightsToObject } from "./protocol.js";
+import { ARKIT_BLENDSHAPES, heardLabels, weightsToObject } from "./protocol.js";
 import { AvatarSession, SessionError, fetchConfig, openMicrophone } from "./session.js";
 import { ExpressionPlayer, PlayoutDelayMeter, measureOutputLatencyMs } from "./sync.js";
 import { Ui } from "./ui.js";
@@ -202,7 +202,7 @@ export class App {
         this._setChatState(CHAT_STATE[event.state] || "Listening", this.player.playoutDelayMs);
         break;
       case "transcript":
-        ui.userSaid(event.turn, event.text);
+        ui.userSaid(event.turn, event.text, heardLabels(event));
         break;
       case "reply":
         ui.replyDelta(event.turn, event.text);

@@ -119,3 +119,17 @@ export function weightsToObject(weights, names, into = {}) {
   for (let i = 0; i < n; i++) into[names[i]] = weights[i];
   return into;
 }
+
+/**
+ * What the ASR heard besides words (SenseVoice's language, emotion and audio events on a `transcript` event), as
+ * short labels for the transcript line; [] when the engine reports nothing (Whisper) or only neutral speech.
+ * @param {{language?: string, emotion?: string, events?: string[]}} event
+ * @returns {string[]}
+ */
+export function heardLabels(event) {
+  const labels = [];
+  if (typeof event.emotion === "string" && event.emotion && event.emotion !== "neutral") labels.push(event.emotion);
+  if (Array.isArray(event.events)) labels.push(...event.events.filter((e) => typeof e === "string" && e));
+  if (typeof event.language === "string" && event.language) labels.push(event.language);
+  return labels;
+}

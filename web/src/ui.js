@@ -217,13 +217,20 @@ export class Ui {
     return p;
   }
 
-  /** The user's words for `turn` (spoken and transcribed, or typed). */
-  userSaid(turn, text) {
+  /** The user's words for `turn` (spoken and transcribed, or typed), with what else the ASR heard (labels). */
+  userSaid(turn, text, labels = []) {
     const entry = this._turn(turn);
     entry.user ??= this._line("user", turn);
     // The user line goes before the avatar's reply to it, even if a reply delta arrived first.
     if (entry.reply) this.el.transcript.insertBefore(entry.user, entry.reply);
     entry.user.querySelector(".text").textContent = text;
+    entry.user.querySelector(".heard")?.remove();
+    if (labels.length) {
+      const heard = document.createElement("span");
+      heard.className = "heard";
+      heard.textContent = ` (${labels.join(", ")})`;
+      entry.user.append(heard);
+    }
     this._scroll();
   }
 

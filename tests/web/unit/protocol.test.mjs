@@ -2,7 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ARKIT_BLENDSHAPES, FLAG_LAST, HEADER_BYTES, ProtocolError, decodeFrame, halfToFloat, parseEvent, weightsToObject,
+  ARKIT_BLENDSHAPES, FLAG_LAST, HEADER_BYTES, ProtocolError, decodeFrame, halfToFloat, heardLabels, parseEvent,
+  weightsToObject,
 } from "../../../web/src/protocol.js";
 
 /** float → float16 bits (round to nearest), written independently of the decoder under test. */
@@ -92,4 +93,11 @@ test("weightsToObject maps by name and reuses the target", () => {
   const out = weightsToObject([0.25, 0.5], ["jawOpen", "mouthClose", "extra"], target);
   assert.equal(out, target);
   assert.deepEqual(out, { jawOpen: 0.25, mouthClose: 0.5 });
+});
+
+test("heardLabels turns SenseVoice's extra fields into labels, and nothing into nothing", () => {
+  assert.deepEqual(heardLabels({ type: "transcript", text: "hi" }), []);
+  assert.deepEqual(heardLabels({ emotion: "happy", events: ["laughter"], language: "en" }), ["happy", "laughter", "en"]);
+  assert.deepEqual(heardLabels({ emotion: "neutral", language: "zh" }), ["zh"]);
+  assert.deepEqual(heardLabels({ emotion: 3, events: "x", language: "" }), []);
 });
