@@ -25,6 +25,7 @@ test: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/voice_to_voice.py $(ARGS)
 	.venv/bin/python hack/bench/a2e_throughput.py
+	.venv/bin/python hack/bench/asr_batching.py
 
 lint: install
 	.venv/bin/ruff check runtime tests hack

@@ -60,6 +60,8 @@ class ASRConfig(_Section):
     model: str = Field("sensevoice-small", description="sensevoice: name of the model in the cache (models:)")
     device: Device = Field("auto", description="sensevoice: auto = cuda when available, else cpu")
     use_itn: bool = Field(True, description="sensevoice: inverse text normalisation (punctuation, digits)")
+    max_batch: int = Field(8, ge=1, le=256, description="sensevoice: utterances of all sessions decoded together")
+    max_wait_ms: float = Field(5.0, ge=0, le=100, description="sensevoice: wait this long to fill a batch")
     tags: Literal["strip", "expose"] = Field(
         "expose", description="sensevoice: expose language/emotion/events in transcript events, or only strip them"
     )

@@ -2,7 +2,7 @@
 
 The weights are random, so what the model says is noise; what is tested is everything around it: loading from
 a directory laid out like the published model, tags parsed out of the decoded text, errors that name the
-problem quickly, settings that reach the model, and one shared model serving concurrent sessions.
+problem quickly, settings that reach the model, and one shared model serving concurrent sessions in batches.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ import pytest
 import torch
 from avatar_runtime.engines.asr_sensevoice import SenseVoiceASR, parse_rich_text, sanitize
 from avatar_runtime.engines.base import ASREngine, EngineUnavailable, Transcription
+from avatar_runtime.engines.batching import BatcherClosed
 from avatar_runtime.models.cache import ModelMissing
 
 from tests.support.speech import speak
@@ -44,8 +47,18 @@ def model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def engine(model_dir) -> SenseVoiceASR:
-    return SenseVoiceASR(model_dir, tags="expose", device="cpu")
+def engine(model_dir) -> Iterator[SenseVoiceASR]:
+    asr = SenseVoiceASR(model_dir, tags="expose", device="cpu")
+    yield asr
+    asr.close()
+
+
+@pytest.fixture
+def patient(model_dir) -> Iterator[SenseVoiceASR]:
+    """An engine that waits long for a batch to fill, so that on a busy machine concurrent calls still share one."""
+    asr = SenseVoiceASR(model_dir, tags="expose", device="cpu", max_batch=8, max_wait_ms=300)
+    yield asr
+    asr.close()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +112,7 @@ def test_sanitize_zeroes_non_finite_samples_and_clips():
 
 async def test_transcribes_real_speech_without_markup(engine, speech):
     assert isinstance(engine, ASREngine) and engine.name == "sensevoice"
-    raw = await asyncio.to_thread(engine._transcribe_blocking, speech[0])
+    raw = await engine.transcribe_raw(speech[0])
     assert "<|" in raw, "the tiny model's raw output should carry SenseVoice tags, or stripping goes untested"
     result = await engine.transcribe(speech[0])
     assert isinstance(result, Transcription)
@@ -111,6 +124,7 @@ async def test_transcribes_real_speech_without_markup(engine, speech):
 async def test_strip_mode_returns_text_only(model_dir, engine, speech):
     stripping = SenseVoiceASR(model_dir, tags="strip", device="cpu")
     exposed, stripped = await engine.transcribe(speech[1]), await stripping.transcribe(speech[1])
+    stripping.close()
     assert stripped == Transcription(exposed.text)
 
 
@@ -125,14 +139,23 @@ async def test_strip_mode_returns_text_only(model_dir, engine, speech):
     ],
 )
 async def test_what_the_model_emits_reaches_the_transcription(tmp_path, speech, piece, expected):
-    """A model whose CTC head always emits one piece: decode, collapse and tag parsing end to end."""
+    """A model whose CTC head always emits one piece: decode, collapse and tag parsing end to end, alone and in
+    a batch of utterances of different lengths (padding must not add frames that decode to anything)."""
     directory = build_tiny_sensevoice(tmp_path / "sensevoice-small", force_piece=piece)
-    assert await SenseVoiceASR(directory, tags="expose", device="cpu").transcribe(speech[0]) == expected
+    asr = SenseVoiceASR(directory, tags="expose", device="cpu", max_wait_ms=300)
+    try:
+        assert await asr.transcribe(speech[0]) == expected
+        assert await asyncio.gather(*(asr.transcribe(audio) for audio in speech)) == [expected] * len(speech)
+        assert asr.batch_sizes == {1: 1, len(speech): 1}
+    finally:
+        asr.close()
 
 
-async def test_short_utterance_is_empty(engine):
-    assert await engine.transcribe(np.full(1599, 0.1, dtype=np.float32)) == Transcription("")
-    assert await engine.transcribe(np.zeros(0, dtype=np.float32)) == Transcription("")
+async def test_short_utterance_is_empty_and_not_decoded(patient):
+    assert await patient.transcribe(np.full(1599, 0.1, dtype=np.float32)) == Transcription("")
+    assert await patient.transcribe(np.zeros(0, dtype=np.float32)) == Transcription("")
+    assert patient.batch_sizes == {}, "under 0.1 s must not reach the model (nor wait for a batch)"
+    assert (await patient.transcribe(np.full(1600, 0.1, dtype=np.float32))).text
 
 
 async def test_non_finite_samples_are_sanitised(engine, speech):
@@ -150,13 +173,69 @@ async def test_concurrent_sessions_get_their_own_results(engine, speech):
     assert concurrent == sequential * 3
 
 
+async def test_concurrent_utterances_are_decoded_in_one_forward_pass_per_batch(engine, patient, speech):
+    """Batches form, each is one encoder forward over all its utterances, and every session gets the transcript
+    it would have got alone. Padding is masked, so batched logits differ from solo ones by float rounding only
+    (≤ 1e-6 measured); this tiny model's two best pieces are ≥ 3e-5 apart on these inputs, so the text is equal."""
+    utterances = [*speech, speech[0][:2400], np.concatenate([speech[3], speech[1]]), speech[2][::-1].copy()]
+    alone = [await engine.transcribe(audio) for audio in utterances]  # awaited one by one: batches of 1
+    assert len({r.text for r in alone}) == len(utterances), "distinct outputs, or a mix-up could go unseen"
+    encoder_batches: list[int] = []
+    hook = patient._model.model.encoder.register_forward_hook(lambda _m, args, _o: encoder_batches.append(len(args[0])))
+    try:
+        together = await asyncio.gather(*(patient.transcribe(audio) for audio in utterances * 2))
+    finally:
+        hook.remove()
+    assert together == alone * 2
+    assert patient.batch_sizes == {8: 1, 6: 1}, "14 utterances at once should make batches of 8 and 6"
+    assert encoder_batches == [8, 6], "one encoder forward per batch, over the whole batch"
+
+
+async def test_an_utterance_funasr_cannot_decode_fails_only_its_own_request(engine, patient, speech):
+    # `transcribe` sanitises every input into decodable mono audio, so the broken one goes in behind it: a 2-D
+    # array makes funasr raise in a batch (padding) and alone (fbank), like an utterance the model cannot take.
+    # Straight from the batcher, a failure retried alone comes back as the outcome (`transcribe` raises it).
+    expected = [await engine.transcribe(audio) for audio in speech]
+    broken = np.zeros((2, 16000), dtype=np.float32)
+    results = await asyncio.gather(
+        *(patient.transcribe(audio) for audio in speech[:2]),
+        patient._batcher.submit(broken),
+        *(patient.transcribe(audio) for audio in speech[2:]),
+    )
+    assert patient.batch_sizes.get(len(speech) + 1) == 1, "the broken utterance should have shared a batch"
+    assert [*results[:2], *results[3:]] == expected, "the others in its batch still get their transcripts"
+    assert isinstance(results[2], ValueError) and "1-D or 2-D" in str(results[2]), results[2]
+    with pytest.raises(ValueError, match="1-D or 2-D"):  # alone: the batch's exception reaches its one waiter
+        await patient._batcher.submit(broken)
+    assert await asyncio.gather(*(patient.transcribe(audio) for audio in speech)) == expected, "still working"
+
+
+async def test_close_fails_queued_utterances_and_later_ones(model_dir, speech):
+    asr = SenseVoiceASR(model_dir, device="cpu", max_batch=1)  # one at a time, so the rest queue behind it
+    long = np.concatenate(speech)
+    alone = await asr.transcribe(long)
+    decoding = threading.Event()
+    asr._model.model.encoder.register_forward_hook(lambda *_: decoding.set())
+    tasks = [asyncio.create_task(asr.transcribe(long)) for _ in range(6)]
+    assert await asyncio.to_thread(decoding.wait, 30), "the first utterance never reached the encoder"
+    await asyncio.to_thread(asr.close)  # returns once the utterance in progress is done
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    finished = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert 1 <= len(finished) < len(tasks) and finished == [alone] * len(finished)
+    assert outcomes[: len(finished)] == finished, "the queue runs in order: those that ran came first"
+    assert all(isinstance(o, BatcherClosed) for o in outcomes[len(finished) :]), outcomes
+    with pytest.raises(BatcherClosed):
+        await asr.transcribe(long)
+
+
 @pytest.mark.parametrize("setting", ["language", "use_itn"])
 async def test_settings_reach_the_model(model_dir, speech, setting):
     values = ["zh", "en", "yue", "ja", "ko"] if setting == "language" else [True, False]
     outputs = set()
     for value in values:
         asr = SenseVoiceASR(model_dir, device="cpu", **{setting: value})
-        outputs.add(await asyncio.to_thread(asr._transcribe_blocking, speech[3]))
+        outputs.add(await asr.transcribe_raw(speech[3]))
+        asr.close()
     assert len(outputs) > 1, f"every {setting} gave the same output: the setting does not reach the model"
 
 
@@ -171,6 +250,7 @@ def test_no_network_during_load_and_transcription(model_dir, speech, monkeypatch
     monkeypatch.setattr(socket.socket, "connect", refuse)
     asr = SenseVoiceASR(model_dir, device="cpu")
     asyncio.run(asr.transcribe(speech[0]))
+    asr.close()
     assert attempts == []
 
 
@@ -224,6 +304,8 @@ def test_weights_that_do_not_fit_the_config_are_an_error_not_random_layers(tmp_p
         ({"tags": "emoji"}, "tags must be one of strip, expose"),
         ({"device": "tpu"}, "device must be auto, cpu, cuda"),
         ({"threads": 0}, "threads must be at least 1"),
+        ({"max_batch": 0}, "max_batch must be at least 1"),
+        ({"max_wait_ms": -1}, "max_wait_ms must not be negative"),
     ],
 )
 def test_invalid_settings_are_rejected_before_loading(tmp_path, kwargs, message):

@@ -91,7 +91,8 @@ def build_asr(config: RuntimeConfig) -> ASREngine:
 
         return SenseVoiceASR(
             model_dir=model_path(config.model_dir, asr.model), language=asr.language, device=asr.device,
-            tags=asr.tags, threads=asr.threads, use_itn=asr.use_itn,
+            tags=asr.tags, threads=asr.threads, use_itn=asr.use_itn, max_batch=asr.max_batch,
+            max_wait_ms=asr.max_wait_ms,
         )  # fmt: skip
     from .asr_whisper import WhisperASR
 
