@@ -1,7 +1,8 @@
 """Runtime configuration: one YAML file, every key documented in `default_config.yaml`, validated at start.
 
 Precedence: built-in defaults < config file < environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`,
-`AVATAR_LLM_MODEL`, `AVATAR_MODEL_DIR`). A bad file raises `ConfigError` with one line naming the key.
+`AVATAR_LLM_MODEL`, `AVATAR_MODEL_DIR`, `AVATAR_TURN_SECRET`, `DASHSCOPE_API_KEY`, hub variables). A bad file
+raises `ConfigError` with one line naming the key.
 """
 
 from __future__ import annotations
@@ -239,6 +240,8 @@ def _apply_env(config: RuntimeConfig, env: dict[str, str]) -> RuntimeConfig:
     if env.get("AVATAR_MODEL_DIR"):
         config.model_dir = env["AVATAR_MODEL_DIR"]
     config.hub = config.hub.with_env(env)
+    if env.get("AVATAR_TURN_SECRET"):  # coturn use-auth-secret, from a Kubernetes Secret rather than the file
+        config.turn.static_auth_secret = env["AVATAR_TURN_SECRET"]
     if env.get("DASHSCOPE_API_KEY"):
         config.tts.cosyvoice.api_key = env["DASHSCOPE_API_KEY"]
     if llm.base_url and not llm.base_url.startswith(("http://", "https://")):

@@ -60,3 +60,9 @@ def test_production_preset_is_valid_and_selects_the_production_engines():
     assert (config.asr.engine, config.tts.engine, config.a2e.engine) == ("sensevoice", "edge", "lam")
     assert config.tts.fallback == "piper" and config.a2e.slice_ms <= 200
     assert {m.name for m in config.models} >= {"sensevoice-small", "lam-audio2exp", "wav2vec2-base-960h"}
+
+
+def test_secrets_come_from_the_environment_and_are_not_printed(tmp_path):
+    config = load_config(env={"AVATAR_TURN_SECRET": "turn-s3cret", "DASHSCOPE_API_KEY": "ds-key", "HF_TOKEN": "hf-x"})
+    assert config.turn.static_auth_secret == "turn-s3cret" and config.tts.cosyvoice.api_key == "ds-key"
+    assert config.hub.token == "hf-x"
