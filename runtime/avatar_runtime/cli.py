@@ -7,6 +7,14 @@ import logging
 import sys
 
 from .config import ConfigError, load_config
+
+# Never printed by check-config (they may come from the environment, i.e. from Kubernetes Secrets).
+SECRET_FIELDS = {
+    "llm": {"api_key"},
+    "hub": {"token"},
+    "tts": {"cosyvoice": {"api_key"}},
+    "turn": {"static_auth_secret", "credential"},
+}
 from .models.commands import add_parser as add_models_parser
 from .models.commands import run as run_models_command
 
@@ -34,11 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"avatar-runtime: {exc}", file=sys.stderr)
         return 2
     if args.command == "check-config":
-        print(
-            config.model_dump_json(
-                indent=2, exclude={"llm": {"api_key"}, "hub": {"token"}, "tts": {"cosyvoice": {"api_key"}}}
-            )
-        )
+        print(config.model_dump_json(indent=2, exclude=SECRET_FIELDS))
         return 0
     if args.command == "models":
         return run_models_command(args, config)

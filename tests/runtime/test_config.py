@@ -1,5 +1,6 @@
 """Config: documented defaults, env precedence, one clear line for bad input, exit code 2 from the CLI."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -63,6 +64,15 @@ def test_production_preset_is_valid_and_selects_the_production_engines():
 
 
 def test_secrets_come_from_the_environment_and_are_not_printed(tmp_path):
-    config = load_config(env={"AVATAR_TURN_SECRET": "turn-s3cret", "DASHSCOPE_API_KEY": "ds-key", "HF_TOKEN": "hf-x"})
+    secrets = {"AVATAR_TURN_SECRET": "turn-s3cret", "DASHSCOPE_API_KEY": "ds-key", "HF_TOKEN": "hf-x",
+               "OPENAI_API_KEY": "sk-y"}  # fmt: skip
+    config = load_config(env=secrets)
     assert config.turn.static_auth_secret == "turn-s3cret" and config.tts.cosyvoice.api_key == "ds-key"
-    assert config.hub.token == "hf-x"
+    assert config.hub.token == "hf-x" and config.llm.api_key == "sk-y"
+    path = tmp_path / "c.yaml"
+    path.write_text("turn:\n  credential: static-pass\n")
+    shown = subprocess.run(
+        [sys.executable, "-m", "avatar_runtime.cli", "check-config", "--config", str(path)],
+        capture_output=True, text=True, env={**os.environ, **secrets}, check=True,
+    ).stdout  # fmt: skip
+    assert "turn" in shown and not any(v in shown for v in [*secrets.values(), "static-pass"])
