@@ -7,6 +7,8 @@ import logging
 import sys
 
 from .config import ConfigError, load_config
+from .models.commands import add_parser as add_models_parser
+from .models.commands import run as run_models_command
 
 # Never printed by check-config (they may come from the environment, i.e. from Kubernetes Secrets).
 SECRET_FIELDS = {
@@ -15,8 +17,6 @@ SECRET_FIELDS = {
     "tts": {"cosyvoice": {"api_key"}},
     "turn": {"static_auth_secret", "credential"},
 }
-from .models.commands import add_parser as add_models_parser
-from .models.commands import run as run_models_command
 
 
 def _parser() -> argparse.ArgumentParser:
