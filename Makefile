@@ -4,6 +4,7 @@
 STAMP := .venv/.installed
 TEST_STAMP := .venv/.installed-test
 INSTALL_INPUTS := hack/install.sh hack/lib.sh hack/constraints.txt hack/requirements-test.txt runtime/pyproject.toml \
+	operator/pyproject.toml \
 	web/package-lock.json hack/make_default_avatar.py $(wildcard web/src/*.js web/src/*/*.js web/*.html)
 
 install: $(STAMP)
@@ -28,7 +29,7 @@ bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/asr_batching.py
 
 lint: install
-	.venv/bin/ruff check runtime tests hack
+	.venv/bin/ruff check runtime operator tests hack
 
 clean:
 	rm -rf .venv certs web/dist web/node_modules avatars/default.zip

