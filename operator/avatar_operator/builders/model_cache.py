@@ -4,7 +4,7 @@ The Job runs the runtime's own `avatar-runtime models pull --config /etc/avatar/
 verification as on a single host), then, when the cache lists avatars, `fetch_avatars.py` (shipped in the ConfigMap)
 puts each verified zip at `/models/avatars/<name>.zip`. The Job's name carries a hash of what it fetches (image,
 models, avatars), so a changed list runs a new Job while an unchanged one is never re-run; it has no
-`ttlSecondsAfterFinished`, because the cache's `ModelsReady` condition is read from the finished Job.
+`ttlSecondsAfterFinished`, because the cache's `Ready` condition is read from the finished Job.
 
 With `spec.storage.existingClaim` the user's claim is filled instead and no PVC is built (we never create or delete
 it). The claim is mounted read-write at /models, and the pod's fsGroup makes a fresh volume writable by the non-root
