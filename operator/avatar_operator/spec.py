@@ -165,6 +165,9 @@ class AvatarDeploymentSpec(_Model):
     def _cross_field(self) -> AvatarDeploymentSpec:
         if self.ingress is not None and self.gateway is not None:
             raise ValueError("gateway: set ingress or gateway, not both")
+        has_host = self.ingress is not None or (self.gateway is not None and self.gateway.hostname is not None)
+        if self.tls is not None and self.tls.issuer_ref is not None and not has_host:
+            raise ValueError("tls: issuerRef needs a host to certify: set ingress.host or gateway.hostname")
         if self.gpu.count > 0 and self.model_cache_ref is None:
             raise ValueError("modelCacheRef: required when gpu.count > 0 (the production engines need their models)")
         return self

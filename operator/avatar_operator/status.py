@@ -51,7 +51,6 @@ CERTIFICATE_ISSUED = "CertificateIssued"
 CERTIFICATE_NOT_READY = "CertificateNotReady"
 TLS_DISABLED = "TLSDisabled"
 EXISTING_SECRET = "ExistingSecret"
-NO_HOST = "NoHost"
 WAITING_FOR_CACHE = "WaitingForCache"
 ROLLING_OUT = "RollingOut"
 ROLLOUT_COMPLETE = "RolloutComplete"
@@ -258,9 +257,6 @@ def certificate_readiness(spec: AvatarDeploymentSpec, certificate: Obj | None) -
         return Condition(CERTIFICATE_READY, "True", TLS_DISABLED, "spec.tls is not set: no certificate is used")
     if spec.tls.secret_name is not None:
         return Condition(CERTIFICATE_READY, "True", EXISTING_SECRET, f"TLS Secret {spec.tls.secret_name} is used")
-    if public_host(spec) is None:
-        why = "spec.tls.issuerRef needs a host to certify: set spec.ingress.host or spec.gateway.hostname"
-        return Condition(CERTIFICATE_READY, "False", NO_HOST, why)
     ready = find_condition(certificate, READY)
     if ready is not None and ready.get("status") == "True":
         return Condition(CERTIFICATE_READY, "True", CERTIFICATE_ISSUED, "cert-manager issued the certificate")

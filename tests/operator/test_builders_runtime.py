@@ -636,11 +636,12 @@ def test_gateway_route_is_exact():
 
 
 def test_gateway_without_hostname_has_no_hostnames_and_no_certificate():
-    spec = _spec(CPU, gateway={"parentRef": {"name": "gw"}}, tls={"issuerRef": {"name": "le"}})
+    # (tls.issuerRef without any host is rejected by the CRD and spec.py: nothing to put in dnsNames)
+    spec = _spec(CPU, gateway={"parentRef": {"name": "gw"}}, tls={"secretName": "own-cert"})
     route = httproute.build(OWNER, spec)["spec"]
     assert "hostnames" not in route
     assert route["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}]
-    assert certificate.build(OWNER, spec) is None  # nothing to put in dnsNames
+    assert certificate.build(OWNER, spec) is None  # the user's own Secret: no Certificate
 
 
 # -- offline schema validation ----------------------------------------------------------------------------------------

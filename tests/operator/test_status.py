@@ -231,12 +231,6 @@ def test_certificate(tls, certificate, expected, url):
         assert "Secret does not exist" in result["conditions"][0]["message"]
 
 
-def test_tls_issuer_without_a_host_is_reported():
-    spec = {**BASE, "gateway": {"parentRef": {"name": "public"}}, "tls": {"issuerRef": {"name": "le"}}}
-    result = deployment(DeploymentObserved(runtime=runtime()), spec=spec)
-    assert conditions(result)["CertificateReady"] == ("False", "NoHost")
-
-
 # -- AvatarModelCache ---------------------------------------------------------------------------------------------
 CACHE = {"image": "registry.example/avatar-runtime:1.0",
          "models": [{"name": "sensevoice-small", "source": "modelscope", "repo": "iic/SenseVoiceSmall"}]}  # fmt: skip
