@@ -13,6 +13,10 @@ MANAGED_BY = "gaussian-avatar-operator"
 PART_OF = "gaussian-avatar"
 SPEC_HASH = f"{GROUP}/spec-hash"  # annotation: sha256 of the manifest as built (before the hash is added)
 RUNTIME_PORT = 8282
+# Paths inside every pod running the runtime image (the runtime Deployment and the model-pull Job):
+CONFIG_KEY = "config.yaml"  # the runtime's config file, the key of each ConfigMap that carries one
+CONFIG_DIR = "/etc/avatar"  # where that ConfigMap is mounted
+MODEL_DIR = "/models"  # where the model cache claim is mounted (read-write in the Job, read-only in the runtime)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any
 
 from .. import GROUP
 from ..spec import AvatarDeploymentSpec
-from .common import RUNTIME_PORT, Owner, child, labels, selector
+from .common import CONFIG_DIR, MODEL_DIR, RUNTIME_PORT, Owner, child, labels, selector
 from .model_cache import RUN_AS  # the image's user: the pull Job writes the cache we read as the same user
-from .runtime_config import CONFIG_DIR, CONFIG_PATH, MODEL_DIR, config_map_name, turn_secret_ref
+from .runtime_config import CONFIG_PATH, config_map_name, turn_secret_ref
 from .service import PORT_NAME
 
 COMPONENT = "runtime"

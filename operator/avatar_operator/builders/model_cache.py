@@ -21,16 +21,13 @@ from typing import Any
 import yaml
 
 from ..spec import AvatarModelCacheSpec
-from .common import Owner, child, labels
+from .common import CONFIG_DIR, CONFIG_KEY, MODEL_DIR, Owner, child, labels
 
 STORAGE_COMPONENT = "model-cache"
 PULL_COMPONENT = "model-pull"
-CONFIG_KEY = "config.yaml"
 AVATARS_KEY = "avatars.json"
 FETCH_SCRIPT_KEY = "fetch_avatars.py"
 FETCH_SCRIPT = (Path(__file__).with_name("fetch_avatars.py")).read_text(encoding="utf-8")
-CONFIG_DIR = "/etc/avatar"
-MODEL_DIR = "/models"
 AVATAR_DIR = f"{MODEL_DIR}/avatars"  # the runtime's `avatar.dir` when it serves avatars from the cache
 RUN_AS = 1000  # the runtime image's user; fsGroup gives it the volume
 BACKOFF_LIMIT = 4

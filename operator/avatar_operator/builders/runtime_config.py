@@ -16,13 +16,10 @@ import yaml
 
 from ..spec import AvatarDeploymentSpec, SpecError
 from . import coturn
-from .common import RUNTIME_PORT, Owner, child
+from .common import CONFIG_DIR, CONFIG_KEY, MODEL_DIR, RUNTIME_PORT, Owner, child
 
 COMPONENT = "runtime"
-CONFIG_KEY = "config.yaml"
-CONFIG_DIR = "/etc/avatar"  # where the ConfigMap is mounted
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
-MODEL_DIR = "/models"  # where the model cache claim is mounted (read-only)
 
 # Keys that other children depend on (Service/probe port, plain HTTP behind the ingress, the cache mount):
 # `spec.runtimeConfig` may not change them, or the pods would listen where nothing looks.
