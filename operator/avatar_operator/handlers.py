@@ -308,8 +308,10 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=GROUP, key="last-handled-configuration"
         )
-        # Named for completeness: kopf adds a finalizer only for deletion handlers, and we have none — children go
-        # by owner references and nothing outside the cluster needs cleaning, so deletion is never blocked.
+        # kopf puts this finalizer on every resource it runs a timer for (our resync; kopf hard-wires timers to need
+        # one so it can stop them cleanly) and removes it when the resource is deleted. We have no deletion handler:
+        # children go by owner references. Consequence: deleting a resource while no operator runs waits for the
+        # operator (docs/kubernetes.md shows the uninstall order and how to remove the finalizer by hand).
         settings.persistence.finalizer = f"{GROUP}/finalizer"
         # Watches can stall silently (a half-open connection that never delivers another event): have the server
         # end each watch after a while, and drop it client-side a little later if the server does not.
