@@ -8,4 +8,5 @@ source hack/lib.sh
 # (run after hack/install.sh; `make test` does both)
 apt_install chromium fonts-dejavu-core coturn  # coturn: the operator tests run the real TURN server on loopback
 bash hack/install.sh --production
+bash hack/install-helm.sh  # helm for tests/chart (needs .venv, hence after install.sh)
 say "test stack ready: $(chromium --version 2>/dev/null | head -n1)"

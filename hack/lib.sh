@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the hack/ install scripts (sourced, not run).
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
