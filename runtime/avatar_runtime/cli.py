@@ -7,6 +7,10 @@ import logging
 import sys
 
 from .config import ConfigError, load_config
+from .doctor import add_parser as add_doctor_parser
+from .doctor import run as run_doctor
+from .migrate.command import add_parser as add_config_parser
+from .migrate.command import run as run_config_command
 from .models.commands import add_parser as add_models_parser
 from .models.commands import run as run_models_command
 
@@ -31,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and print the merged result")
     check.add_argument("--config", required=True)
     add_models_parser(commands)
+    add_doctor_parser(commands)
+    add_config_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "config":  # converts a foreign file; our own config (and environment) is not involved
+        return run_config_command(args)
     try:
         config = load_config(getattr(args, "config", None))
     except ConfigError as exc:
@@ -46,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "models":
         return run_models_command(args, config)
+    if args.command == "doctor":
+        return run_doctor(args, config)
     return _serve(config, args)
 
 
