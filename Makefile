@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (serve on https://localhost:8282) and `make test`.
-.PHONY: install run test bench lint clean
+.PHONY: install run test bench lint manifests clean
 
 STAMP := .venv/.installed
 TEST_STAMP := .venv/.installed-test
@@ -13,7 +13,7 @@ $(STAMP): $(INSTALL_INPUTS)
 	bash hack/install.sh
 	touch $@
 
-$(TEST_STAMP): $(STAMP) hack/install-test.sh
+$(TEST_STAMP): $(STAMP) hack/install-test.sh hack/install-helm.sh
 	bash hack/install-test.sh
 	touch $@
 
@@ -28,8 +28,15 @@ bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/a2e_throughput.py
 	.venv/bin/python hack/bench/asr_batching.py
 
-lint: install
+lint: $(TEST_STAMP)
 	.venv/bin/ruff check runtime operator tests hack
+	.venv/bin/helm lint --strict charts/gaussian-avatar
+	.venv/bin/hadolint Dockerfile.runtime Dockerfile.operator
+	.venv/bin/shellcheck hack/*.sh
+
+# operator/deploy/operator.yaml and the chart's copy of crds/ are rendered from the chart (a test checks they are fresh)
+manifests: $(TEST_STAMP)
+	bash hack/render-deploy-manifests.sh
 
 clean:
 	rm -rf .venv certs web/dist web/node_modules avatars/default.zip
