@@ -27,6 +27,7 @@ bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/voice_to_voice.py $(ARGS)
 	.venv/bin/python hack/bench/a2e_throughput.py
 	.venv/bin/python hack/bench/asr_batching.py
+	.venv/bin/python hack/bench/autoscale_sim.py
 
 lint: $(TEST_STAMP)
 	.venv/bin/ruff check runtime operator tests hack

@@ -3,8 +3,10 @@
     avatar-operator run [--namespace NS ... | --all-namespaces] [--peering NAME] [--liveness URL]
                         [--log-format json|full|plain] [--verbose]
 
-Environment: AVATAR_POD_CIDRS (comma-separated pod network CIDRs coturn may relay to); in a pod the service
-account is used, elsewhere $KUBECONFIG.
+Environment: AVATAR_POD_CIDRS (comma-separated pod network CIDRs coturn may relay to),
+AVATAR_PROMETHEUS_SERVER_ADDRESS (the http(s) URL of the Prometheus that KEDA ScaledObjects query; default
+http://prometheus-operated.monitoring.svc:9090); both are checked at start. In a pod the service account is used,
+elsewhere $KUBECONFIG.
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ one interval (30 s by default) before a deleted child is back or a status catche
 
 Nothing half-built: an invalid spec, a missing referenced Secret or cache, or a child name taken by someone else's
 object stops the reconcile before its first write (status Ready=False names the field); children left from an
-earlier valid spec are kept, so a bad edit does not take a working avatar down.
+earlier valid spec are kept, so a bad edit does not take a working avatar down. A child whose kind the cluster does
+not serve (KEDA, cert-manager or the Gateway API missing) is only found when it is created, after the children
+before it: Ready=False with reason KindNotServed names the spec field that asked for it.
 
 The TURN shared secret is generated once and then always read back from its Secret (never regenerated while that
 Secret holds a usable value): coturn and the runtime pods read it at start, so a new value means restarting both.
@@ -26,6 +28,7 @@ import logging
 import os
 import secrets
 import threading
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,8 +36,8 @@ from typing import Any
 
 import kopf
 
-from . import GROUP, VERSION, status
-from .builders import coturn, model_cache
+from . import GROUP, VERSION, pods, status
+from .builders import autoscaler, coturn, model_cache
 from .builders.children import cache_children, deployment_children
 from .builders.common import RUNTIME_PORT, Owner, selector
 from .builders.deployment import COMPONENT as RUNTIME_COMPONENT
@@ -71,17 +74,25 @@ class OperatorConfig:
     resync_idle_s: float = 10.0  # ... but not sooner than this after the object last changed
     peering: str | None = None  # a KopfPeering name: leader election among replicas; None = standalone
     watch_timeout_s: float = 300.0  # server-side watch timeout (see `configure`)
+    # Where KEDA ScaledObjects query avatar_sessions_active (AVATAR_PROMETHEUS_SERVER_ADDRESS; unset or "" = this).
+    prometheus_address: str = autoscaler.DEFAULT_PROMETHEUS_ADDRESS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> OperatorConfig:
+        """The settings from the environment, checked now: a bad value stops the operator at start with its name,
+        instead of failing every reconcile (or, for the Prometheus address, every KEDA query) later."""
         env = os.environ if env is None else env
         cidrs = tuple(part.strip() for part in env.get("AVATAR_POD_CIDRS", "").split(",") if part.strip())
-        for cidr in cidrs:  # fail at start, not in every reconcile
+        for cidr in cidrs:
             try:
                 ipaddress.ip_network(cidr, strict=False)
             except ValueError as exc:
                 raise ValueError(f"AVATAR_POD_CIDRS: {exc}") from None
-        return cls(pod_cidrs=cidrs, **overrides)
+        address = env.get("AVATAR_PROMETHEUS_SERVER_ADDRESS", "").strip() or autoscaler.DEFAULT_PROMETHEUS_ADDRESS
+        parsed = urllib.parse.urlsplit(address)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError(f"AVATAR_PROMETHEUS_SERVER_ADDRESS: {address!r} is not an http(s):// URL")
+        return cls(pod_cidrs=cidrs, prometheus_address=address, **overrides)
 
 
 # -- reconcile (sync, runs in kopf's worker threads) --------------------------------------------------------------
@@ -158,39 +169,81 @@ def _turn_secret(kube: Kube, owner: Owner) -> str:
 
 def _active_sessions(kube: Kube, owner: Owner, runtime: Mapping[str, Any] | None) -> int | None:
     """Conversations in progress: the sum of every ready runtime pod's `avatar_sessions_active`, read through the
-    API server's pod proxy. None (left out of the status) if any ready pod cannot be read — never a partial sum."""
+    API server's pod proxy. None (left out of the status) if any ready pod cannot be read — never a partial sum.
+
+    Each pod read is also written back onto the pod as its scale-down annotations (pods.py), one merge patch per
+    pod whose values changed; a failed patch (the pod just went away) only waits for the next resync."""
     if runtime is None:
         return None
     wanted = selector(owner, RUNTIME_COMPONENT)
-    total = 0
+    total: int | None = 0
     try:
-        for pod in kube.list("v1", "Pod", owner.namespace, wanted):
-            meta = pod["metadata"]
-            if any((meta.get("labels") or {}).get(key) != value for key, value in wanted.items()):
-                continue  # the label selector again: not every API (the test emulator) filters
-            if meta.get("deletionTimestamp") or not status.is_true(pod, "Ready"):
-                continue  # not in the Service's endpoints: it serves no session
-            value = status.sessions_active(kube.pod_get(owner.namespace, meta["name"], RUNTIME_PORT, "/metrics"))
-            if value is None:
-                return None
-            total += value
-    except (ApiError, ValueError) as exc:  # e.g. no RBAC for pods/proxy, a pod gone, an unparsable exposition
+        listed = kube.list("v1", "Pod", owner.namespace, wanted)
+    except ApiError as exc:  # e.g. no RBAC for pods
         log.info("active sessions of %s/%s unknown: %s", owner.namespace, owner.name, exc)
         return None
+    for pod in listed:
+        meta = pod["metadata"]
+        if any((meta.get("labels") or {}).get(key) != value for key, value in wanted.items()):
+            continue  # the label selector again: not every API (the test emulator) filters
+        if meta.get("deletionTimestamp") or not status.is_true(pod, "Ready"):
+            continue  # not in the Service's endpoints: it serves no session
+        try:
+            active = status.sessions_active(kube.pod_get(owner.namespace, meta["name"], RUNTIME_PORT, "/metrics"))
+        except (ApiError, ValueError) as exc:  # e.g. no RBAC for pods/proxy, a pod gone, an unparsable exposition
+            log.info("sessions of pod %s/%s unknown: %s", owner.namespace, meta["name"], exc)
+            active = None
+        if active is None:
+            total = None
+            continue
+        total = None if total is None else total + active
+        _annotate(kube, owner.namespace, pod, active)
     return total
 
 
-def _write_children(kube: Kube, wanted: list[dict[str, Any]]) -> dict[Key, dict[str, Any]] | str:
-    """Apply every wanted child and return them as the server has them — or, before any write, why not (a name
-    taken by another controller's object)."""
+def _annotate(kube: Kube, namespace: str, pod: Mapping[str, Any], active: int) -> None:
+    changes = pods.annotation_patch(pod["metadata"].get("annotations"), active)
+    if changes is None:
+        return
+    try:
+        kube.patch("v1", "Pod", namespace, pod["metadata"]["name"], {"metadata": {"annotations": changes}})
+    except ApiError as exc:
+        log.info("pod %s/%s not annotated: %s", namespace, pod["metadata"]["name"], exc)
+
+
+# Children of kinds that only exist where an add-on is installed: the spec field that asked for one, and the fix.
+ADD_ON_KINDS = {
+    "ScaledObject": ("spec.autoscaling.engine", "install KEDA, or set spec.autoscaling.engine: hpa"),
+    "Certificate": ("spec.tls.issuerRef", "install cert-manager, or use spec.tls.secretName"),
+    "HTTPRoute": ("spec.gateway", "install the Gateway API CRDs, or use spec.ingress"),
+}
+
+
+def _write_children(
+    kube: Kube, wanted: list[dict[str, Any]], external: Mapping[Key, tuple[tuple[str, ...], ...]] | None = None
+) -> dict[Key, dict[str, Any]] | status.Blocker:
+    """Apply every wanted child and return them as the server has them — or why not: a name taken by another
+    controller's object (found before any write), or a kind this cluster does not serve (an add-on is missing).
+    `external`: per child, the fields another controller owns (kube.apply leaves them alone)."""
+    external = external or {}
     live = {_key(manifest): kube.read(manifest) for manifest in wanted}
     for manifest in wanted:
         if (why := conflict(manifest, live[_key(manifest)])) is not None:
-            return why
-    try:
-        return {_key(manifest): kube.apply(manifest, live[_key(manifest)]).object for manifest in wanted}
-    except ChildConflict as exc:  # taken between our read and write
-        return str(exc)
+            return status.Blocker(status.CHILD_CONFLICT, "metadata.name", why)
+    applied = {}
+    for manifest in wanted:
+        key = _key(manifest)
+        try:
+            applied[key] = kube.apply(manifest, live[key], external=external.get(key, ())).object
+        except ChildConflict as exc:  # taken between our read and write
+            return status.Blocker(status.CHILD_CONFLICT, "metadata.name", str(exc))
+        except ApiError as exc:
+            if exc.status != 404 or live[key] is not None or manifest["kind"] not in ADD_ON_KINDS:
+                raise
+            field, fix = ADD_ON_KINDS[manifest["kind"]]
+            message = f"{manifest['kind']} ({manifest['apiVersion']}) is not served by this cluster: {fix}"
+            return status.Blocker(status.KIND_NOT_SERVED, field, message)
+    return applied
 
 
 def reconcile_deployment(kube: Kube, config: OperatorConfig, body: Mapping[str, Any], now: datetime) -> dict[str, Any]:
@@ -216,16 +269,16 @@ def reconcile_deployment(kube: Kube, config: OperatorConfig, body: Mapping[str, 
     turn_secret = _turn_secret(kube, owner) if coturn.enabled(spec) else None
     wanted = deployment_children(
         owner, spec, turn_secret=turn_secret, claim_name=claim, allowed_peer_cidrs=list(config.pod_cidrs),
-        cached_avatars=_avatars_of(cache),
+        cached_avatars=_avatars_of(cache), prometheus_address=config.prometheus_address,
     )  # fmt: skip
     if waiting:
         # No runtime pods until the models are there (they would crash-loop on missing files). One that already
         # runs (its cache is re-pulling a changed model list) keeps serving: neither updated nor deleted.
         wanted = [manifest for manifest in wanted if _key(manifest) != runtime_key]
-    applied = _write_children(kube, wanted)
-    if isinstance(applied, str):
-        blocker = status.Blocker(status.CHILD_CONFLICT, "metadata.name", applied)
-        return report(spec=spec, blocker=blocker, observed=status.DeploymentObserved())
+    # With an autoscaler the runtime's replicas are its to set (see kube.py for why leaving them out is not enough).
+    applied = _write_children(kube, wanted, {runtime_key: autoscaler.external_fields(spec)})
+    if isinstance(applied, status.Blocker):
+        return report(spec=spec, blocker=applied, observed=status.DeploymentObserved())
     runtime = applied.get(runtime_key)
     if waiting:
         runtime = _ours(kube.get("apps/v1", "Deployment", owner.namespace, runtime_key[1]), owner)
@@ -259,9 +312,8 @@ def reconcile_cache(kube: Kube, body: Mapping[str, Any], now: datetime) -> dict[
         return report(spec=spec, blocker=blocker, job=None, claim_name=claim)
     wanted = cache_children(owner, spec)
     applied = _write_children(kube, wanted)
-    if isinstance(applied, str):
-        blocker = status.Blocker(status.CHILD_CONFLICT, "metadata.name", applied)
-        return report(spec=spec, blocker=blocker, job=None, claim_name=claim)
+    if isinstance(applied, status.Blocker):
+        return report(spec=spec, blocker=applied, job=None, claim_name=claim)
     # A changed model list has a new Job name: the old Job (and its pods) go; so does our own PVC when the user
     # switched to an existingClaim. The user's claim is not ours (no owner reference to us): never touched.
     kube.prune(owner, wanted, CACHE_CHILD_KINDS)

@@ -12,6 +12,10 @@ How a child is written, and why:
   in an annotation and every key that was in it but is no longer wanted is sent as `null`. Lists are replaced whole,
   so a removed container env var or toleration disappears too; defaults the server filled into list items are filled
   again by the server.
+- Fields another controller owns (`external` in `apply`: the runtime Deployment's `spec.replicas` while an
+  autoscaler runs) are neither written, nor removed, nor compared: leaving `replicas` out of the manifest is not
+  enough, because the annotation from before autoscaling was on still holds it, and the removal step would send
+  `replicas: null` — which the API server reads as "default", 1, undoing the autoscaler's choice on every switch.
 - PVCs are written once (`CREATE_ONLY_KINDS`), Jobs are replaced (`REPLACE_KINDS`), Secrets are patched but their
   data is never copied into the annotation (`UNRECORDED_KINDS`).
 """
@@ -135,6 +139,22 @@ def removals(previous: Any, wanted: Any) -> Any:
         elif isinstance(value, Mapping):
             patch[key] = removals(value, wanted[key])
     return patch
+
+
+def without(obj: Any, paths: Iterable[tuple[str, ...]]) -> Any:
+    """`obj` minus the keys at these paths (a path that is not there is fine); the input is not changed."""
+    for path in paths:
+        obj = _without(obj, path)
+    return obj
+
+
+def _without(obj: Any, path: tuple[str, ...]) -> Any:
+    if not path or not isinstance(obj, Mapping) or path[0] not in obj:
+        return obj
+    head, rest = path[0], path[1:]
+    if not rest:
+        return {key: value for key, value in obj.items() if key != head}
+    return {**obj, head: _without(obj[head], rest)}
 
 
 def owned_by(obj: Mapping[str, Any], uid: str) -> bool:
@@ -267,11 +287,17 @@ class Kube:
         meta = manifest["metadata"]
         return self.get(manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"])
 
-    def apply(self, manifest: dict[str, Any], live: dict[str, Any] | None) -> Applied:
+    def apply(
+        self, manifest: dict[str, Any], live: dict[str, Any] | None, *, external: Iterable[tuple[str, ...]] = ()
+    ) -> Applied:
         """Create the child, or bring `live` (as just read) back to `manifest` (see the module docstring).
 
-        In the steady state (every resync) this writes nothing: the caller's read was the only request.
+        `external`: paths (("spec", "replicas")) another controller owns — left out of what is written, never sent
+        as null, never compared. In the steady state (every resync) this writes nothing: the caller's read was the
+        only request.
         """
+        external = tuple(external)
+        manifest = without(manifest, external)
         create_only, replace = manifest["kind"] in CREATE_ONLY_KINDS, manifest["kind"] in REPLACE_KINDS
         unrecorded = create_only or replace or manifest["kind"] in UNRECORDED_KINDS
         desired = manifest if unrecorded else _with_last_applied(manifest)
@@ -293,7 +319,7 @@ class Kube:
             return self._did("replaced", manifest, self.create(desired))
         if create_only or replace or (same and contains(live, desired)):
             return Applied("unchanged", live)
-        body = removals(_last_applied(live), desired)
+        body = without(removals(_last_applied(live), desired), external)
         return self._did("patched", manifest, self.patch(api_version, kind, meta["namespace"], meta["name"], body))
 
     @staticmethod

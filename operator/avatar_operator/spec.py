@@ -37,11 +37,16 @@ class GPU(_Model):
 
 class Sessions(_Model):
     concurrent_limit: int = Field(4, ge=1, le=1000, alias="concurrentLimit")
+    drain_seconds: int = Field(
+        300, ge=0, le=86400, alias="drainSeconds",
+        description="after SIGTERM, how long live conversations may go on before the pod closes them",
+    )  # fmt: skip
 
 
 class Autoscaling(_Model):
     enabled: bool = False
-    min_replicas: int = Field(1, ge=0, alias="minReplicas")
+    # At least 1: a GPU pod needs minutes to start, so scaled to zero every first visitor would be refused.
+    min_replicas: int = Field(1, ge=1, alias="minReplicas")
     max_replicas: int = Field(4, ge=1, alias="maxReplicas")
     target_active_sessions: int | None = Field(None, ge=1, alias="targetActiveSessions")
     engine: Literal["keda", "hpa"] = "keda"
@@ -170,6 +175,12 @@ class AvatarDeploymentSpec(_Model):
             raise ValueError("tls: issuerRef needs a host to certify: set ingress.host or gateway.hostname")
         if self.gpu.count > 0 and self.model_cache_ref is None:
             raise ValueError("modelCacheRef: required when gpu.count > 0 (the production engines need their models)")
+        target = self.autoscaling.target_active_sessions
+        if target is not None and target > self.sessions.concurrent_limit:
+            raise ValueError(
+                "autoscaling.targetActiveSessions: must be <= sessions.concurrentLimit (a pod never holds more, so "
+                "the autoscaler would never scale up)"
+            )
         return self
 
 

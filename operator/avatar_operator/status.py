@@ -33,6 +33,7 @@ SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
 CACHE_NOT_FOUND = "CacheNotFound"
 CLAIM_NOT_FOUND = "ClaimNotFound"
 CHILD_CONFLICT = "ChildConflict"
+KIND_NOT_SERVED = "KindNotServed"  # a child's kind needs an add-on the cluster lacks (KEDA, cert-manager, Gateway API)
 # ... and what the children say.
 READY_REASON = "Ready"
 CACHE_READY = "CacheReady"

@@ -24,7 +24,7 @@ from .ice import ice_servers
 from .metrics import RuntimeMetrics
 from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
-from .sessions import SessionLimitReached, SessionManager
+from .sessions import ServerDraining, SessionLimitReached, SessionManager
 from .transport.tuning import apply_tuning
 from .web_assets import AvatarCatalog, resolve_web_dir
 
@@ -51,6 +51,7 @@ class Runtime:
         self.engines = engines
         self.sessions: SessionManager | None = None
         self.load_error: str | None = None
+        self.draining = False
         self._owns_engines = engines is None  # engines handed in (tests share them) are closed by their owner
 
     async def start(self) -> None:
@@ -63,6 +64,19 @@ class Runtime:
                 log.error("models failed to load: %s", self.load_error)
                 return
         self.sessions = SessionManager(self.engines, self.config, self.metrics)
+        if self.draining:  # the signal came while the models were loading
+            self.sessions.drain()
+
+    def begin_drain(self) -> None:
+        """Stop taking sessions (503 draining, /readyz 503); the live ones go on. See lifecycle.py."""
+        self.draining = True
+        self.metrics.draining.set(1)
+        if self.sessions is not None:
+            self.sessions.drain()
+
+    @property
+    def active_sessions(self) -> int:
+        return self.sessions.active if self.sessions is not None else 0
 
     async def stop(self) -> None:
         if self.sessions is not None:
@@ -152,8 +166,9 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
             "fps": EXPRESSION_FPS,
             **avatars.describe(config.avatar.name),
             "sessions": {
-                "active": runtime.sessions.active if runtime.sessions else 0,
+                "active": runtime.active_sessions,
                 "limit": config.server.concurrent_limit,
+                "draining": runtime.draining,
             },
             "llm": {
                 "engine": llm.name if llm else None,
@@ -174,6 +189,10 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
         offer = await _read_offer(request, config.server.max_body_bytes)
         try:
             session, answer = await runtime.sessions.open(offer)
+        except ServerDraining:
+            retry = str(config.server.retry_after_s)
+            message = f"this server is shutting down and takes no new conversations; try again in {retry} s"
+            raise ApiError(503, "draining", message, {"Retry-After": retry}) from None
         except SessionLimitReached:
             retry = str(config.server.retry_after_s)
             message = f"all {runtime.sessions.limit} conversation slots are busy; try again in {retry} s"
@@ -203,6 +222,8 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
     async def readyz() -> JSONResponse:
         if runtime.sessions is None:
             return _error(503, "not_ready", runtime.load_error or "models are still loading")
+        if runtime.draining:  # off the Service's endpoints, so no new conversation is routed here
+            return _error(503, "draining", f"shutting down; {runtime.active_sessions} live sessions finishing")
         return JSONResponse({"status": "ready"})
 
     @app.get("/metrics")

@@ -63,6 +63,7 @@ def _serve(config, args) -> int:
     import uvicorn
 
     from .app import create_app
+    from .lifecycle import DrainingServer
     from .tls import ensure_certificate
 
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -79,8 +80,12 @@ def _serve(config, args) -> int:
     scheme = "https" if tls_kwargs else "http"
     shown_host = "localhost" if host in ("0.0.0.0", "::") else host
     logging.getLogger("avatar_runtime").info("serving on %s://%s:%d", scheme, shown_host, port)
-    uvicorn.run(create_app(config), host=host, port=port, log_level=args.log_level, **tls_kwargs)
-    return 0
+    app = create_app(config)
+    server_config = uvicorn.Config(app, host=host, port=port, log_level=args.log_level, **tls_kwargs)
+    # SIGTERM / Ctrl-C drain the live sessions (up to server.drain_timeout_s) before the server stops.
+    server = DrainingServer(server_config, app.state.runtime, config.server.drain_timeout_s)
+    server.run()
+    return 0 if server.started else 3  # 3: uvicorn's own code for "could not start" (e.g. the port is taken)
 
 
 if __name__ == "__main__":

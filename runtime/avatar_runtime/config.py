@@ -175,7 +175,10 @@ class ServerConfig(_Section):
     host: str = "0.0.0.0"
     port: int = Field(8282, ge=1, le=65535)
     concurrent_limit: int = Field(4, ge=1, le=10000)
-    retry_after_s: int = Field(10, ge=1)
+    retry_after_s: int = Field(10, ge=1, description="Retry-After of a 503 (full, or draining)")
+    drain_timeout_s: float = Field(
+        300.0, ge=0, le=86400, description="after SIGTERM/Ctrl-C, how long live sessions may go on (0 = close now)"
+    )
     max_body_bytes: int = Field(65536, ge=1024)
     session_idle_timeout_s: float = Field(30.0, gt=0, description="close a session whose WebRTC never connects")
     opus_bitrate: int = Field(32000, ge=6000, le=510000, description="reply audio bitrate (aiortc default: 96k)")

@@ -14,6 +14,9 @@ class RuntimeMetrics:
         r = self.registry
         self.sessions_active = Gauge("avatar_sessions_active", "Sessions currently open", registry=r)
         self.sessions_limit = Gauge("avatar_sessions_limit", "Concurrent session limit", registry=r)
+        self.draining = Gauge(
+            "avatar_draining", "1 while the server drains (SIGTERM): no new sessions, live ones go on", registry=r
+        )
         self.sessions_total = Counter("avatar_sessions_total", "Sessions ended, by outcome", ["outcome"], registry=r)
         self.sessions_rejected = Counter(
             "avatar_sessions_rejected_total", "Session requests refused, by reason", ["reason"], registry=r

@@ -8,6 +8,7 @@ avatar says), `Playout` (when each sample and frame leaves).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -34,6 +35,7 @@ from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS, encode_frame
 from .transport.tracks import OUTPUT_RATE, ReplyAudioTrack, receive_audio
 
 log = logging.getLogger(__name__)
+_FAREWELL_FLUSH_S = 1.0  # longest wait for a closing session's last event to leave the data channel buffer
 
 
 class Session:
@@ -98,6 +100,21 @@ class Session:
         self._metrics.sessions_total.labels(outcome=outcome).inc()
         self._on_closed(self)
         log.info("session %s closed (%s)", self.id, outcome)
+
+    async def end_with_error(self, code: str, message: str, outcome: str = "shutdown") -> None:
+        """Send an `error` event, give it a moment to leave, then close: the client learns why it ended."""
+        if self._closed:
+            return
+        self.playout.interrupt()  # no more frames queue up behind the event
+        self.send_event({"type": "error", "code": code, "message": message})
+        channel = self._channel
+        if channel is not None and channel.bufferedAmount > channel.bufferedAmountLowThreshold:
+            drained = asyncio.Event()
+            channel.once("bufferedamountlow", drained.set)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(drained.wait(), _FAREWELL_FLUSH_S)
+        await asyncio.sleep(0.1)  # handed to SCTP is not yet on the wire; closing sends an ABORT right behind it
+        await self.close(outcome)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.create_task(coro, name=f"{self.id[:8]}-{name}")

@@ -17,6 +17,13 @@ class SessionLimitReached(Exception):
     pass
 
 
+class ServerDraining(Exception):
+    """The server is shutting down (SIGTERM): it takes no new session; another replica may."""
+
+
+SHUTDOWN_MESSAGE = "the server is shutting down; reconnect to continue the conversation on another one"
+
+
 class SessionManager:
     def __init__(self, engines: Engines, config: RuntimeConfig, metrics: RuntimeMetrics) -> None:
         self._engines = engines
@@ -25,6 +32,7 @@ class SessionManager:
         self._sessions: dict[str, Session] = {}
         self._reserved = 0  # slots taken by offers still being negotiated
         self.limit = config.server.concurrent_limit
+        self.draining = False  # set once by `drain()`; a draining server never takes sessions again
         metrics.sessions_limit.set(self.limit)
 
     @property
@@ -36,6 +44,9 @@ class SessionManager:
 
     async def open(self, offer: RTCSessionDescription) -> tuple[Session, RTCSessionDescription]:
         """Negotiate a new session; the slot is held from the first await so racing offers cannot overbook."""
+        if self.draining:
+            self._metrics.sessions_rejected.labels(reason="draining").inc()
+            raise ServerDraining
         if self.active >= self.limit:
             self._metrics.sessions_rejected.labels(reason="capacity").inc()
             raise SessionLimitReached
@@ -63,5 +74,12 @@ class SessionManager:
         await session.close(outcome)
         return True
 
+    def drain(self) -> None:
+        """Refuse new sessions from now on; the live ones go on until they end or `close_all()`."""
+        self.draining = True
+
     async def close_all(self) -> None:
-        await asyncio.gather(*(s.close("shutdown") for s in list(self._sessions.values())), return_exceptions=True)
+        """End every session, telling each client why first (`error` event, code `server_shutdown`)."""
+        sessions = list(self._sessions.values())
+        await asyncio.gather(*(s.end_with_error("server_shutdown", SHUTDOWN_MESSAGE) for s in sessions),
+                             return_exceptions=True)  # fmt: skip

@@ -88,7 +88,8 @@ def gone(api, stale: list[tuple[str, str, str]]) -> bool:
 
 
 async def every_path(api) -> None:
-    """Caches, deployments, waiting, readiness and pod metrics, drift repair, pruning, spec changes.
+    """Caches, deployments, waiting, readiness, pod metrics and annotations, autoscalers of both engines, drift
+    repair, pruning, spec changes.
 
     Deletion is left out: kopf's finalizer (added for the resync timer, observed as `patch`) is removed with a JSON
     patch testing the resourceVersion, which the emulator answers 500 instead of 422 when it moved, so kopf retries
@@ -104,6 +105,11 @@ async def every_path(api) -> None:
     for pod, active in (("demo-runtime-a1", 1), ("demo-runtime-b2", 2)):
         await runtime_pod(api, pod, active)
     await eventually(lambda: get(api, "AvatarDeployment", "demo")["status"].get("activeSessions") == 3)
+    # ... and each pod gets its scale-down annotations (pods patch).
+    await eventually(lambda: get(api, "Pod", "demo-runtime-b2")["metadata"].get("annotations"), what="annotated pods")
+    # Autoscaling with KEDA: from here on the ScaledObject is a child like the others (tampered and repaired below).
+    await patch(api, "AvatarDeployment", "demo", {"spec": {"autoscaling": {"enabled": True}}})
+    await eventually(lambda: get(api, "ScaledObject", "demo-runtime"), what="the ScaledObject")
 
     # Drift and pruning at once: every child edited behind the operator's back is patched back (except the kinds
     # never patched), and a stale child of every kind the prune step lists is deleted.
@@ -127,6 +133,12 @@ async def every_path(api) -> None:
     models = [*CACHE_SPEC["models"], {"name": "lam-a2e", "source": "huggingface", "repo": "3DAIGC/LAM_audio2exp"}]
     await patch(api, "AvatarModelCache", "models", {"spec": {"models": models}})
     await eventually(lambda: get(api, "HTTPRoute", "demo") and not get(api, "Ingress", "demo"))
+    # The other engine: an HPA instead of the ScaledObject (created, the ScaledObject pruned), then changed.
+    await patch(api, "AvatarDeployment", "demo", {"spec": {"autoscaling": {"engine": "hpa"}}})
+    await eventually(lambda: get(api, "HorizontalPodAutoscaler", "demo-runtime")
+                     and not get(api, "ScaledObject", "demo-runtime"), what="the HPA in its place")  # fmt: skip
+    await patch(api, "AvatarDeployment", "demo", {"spec": {"autoscaling": {"maxReplicas": 8}}})
+    await eventually(lambda: get(api, "HorizontalPodAutoscaler", "demo-runtime")["spec"]["maxReplicas"] == 8)
     await eventually(lambda: job not in live(api, "Job") and live(api, "Job"), what="the Job replaced")
     claim = {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "shared"},
              "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}}}  # fmt: skip

@@ -37,7 +37,7 @@ async def test_limit_plus_one_is_refused_and_a_closed_session_frees_its_slot(ser
 
     async with httpx.AsyncClient() as client:
         config = (await client.get(server.url + "/api/config")).json()
-        assert config["sessions"] == {"active": 2, "limit": 2}
+        assert config["sessions"] == {"active": 2, "limit": 2, "draining": False}
         metrics = (await client.get(server.url + "/metrics")).text
     assert 'avatar_sessions_rejected_total{reason="capacity"} 1.0' in metrics
     assert "avatar_sessions_active 2.0" in metrics and "avatar_sessions_limit 2.0" in metrics

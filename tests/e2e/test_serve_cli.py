@@ -47,8 +47,8 @@ def test_serve_generates_a_certificate_and_serves_https(tmp_path):
     finally:
         process.terminate()
         output, _ = process.communicate(timeout=20)
-    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal so the exit status reflects it.
-    assert process.returncode in (0, -15)
+    # SIGTERM drains (no session is live, so at once) and exits 0: see tests/e2e/test_drain.py.
+    assert process.returncode == 0
     assert "Application shutdown complete" in output
     assert "embedded offline responder" in output  # the log says plainly which LLM answers
     assert f"serving on {url}" in output

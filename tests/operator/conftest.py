@@ -197,7 +197,7 @@ API_VERSIONS = {  # kind → group/version, to find objects in the emulator; our
     "Deployment": "apps/v1", "StatefulSet": "apps/v1", "ConfigMap": "v1", "Service": "v1", "Secret": "v1",
     "PersistentVolumeClaim": "v1", "Pod": "v1", "Job": "batch/v1", "Ingress": "networking.k8s.io/v1",
     "HTTPRoute": "gateway.networking.k8s.io/v1", "Certificate": "cert-manager.io/v1",
-    "ScaledObject": "keda.sh/v1alpha1",
+    "ScaledObject": "keda.sh/v1alpha1", "HorizontalPodAutoscaler": "autoscaling/v2",
 }  # fmt: skip
 
 

@@ -565,6 +565,26 @@ properties:
         name: {type: string, minLength: 1, maxLength: 253, pattern: 'DNS_SUBDOMAIN'}
 """)
 
+# autoscaling/v2 HPAScalingRules as KEDA's CRD embeds it (advanced.horizontalPodAutoscalerConfig.behavior): the
+# three policy fields required and int32; the bounds (value > 0, periodSeconds 1..1800, window 0..3600) are the
+# Kubernetes API's, which the HPA KEDA creates is validated against, so they are stated here too.
+_SCALING_RULES = """
+type: object
+properties:
+  stabilizationWindowSeconds: {type: integer, format: int32, minimum: 0, maximum: 3600}
+  selectPolicy: {type: string, enum: [Max, Min, Disabled]}
+  tolerance: {x-kubernetes-int-or-string: true}
+  policies:
+    type: array
+    items:
+      type: object
+      required: [type, value, periodSeconds]
+      properties:
+        type: {type: string, enum: [Pods, Percent]}
+        value: {type: integer, format: int32, minimum: 1}
+        periodSeconds: {type: integer, format: int32, minimum: 1, maximum: 1800}
+"""
+
 # keda.sh/v1alpha1 ScaledObject (KEDA 2.14 config/crd/bases/keda.sh_scaledobjects.yaml, spec).
 SCALEDOBJECT_SCHEMA = _vendored("""
 type: object
@@ -584,7 +604,20 @@ properties:
   pollingInterval: {type: integer, format: int32}
   cooldownPeriod: {type: integer, format: int32}
   initialCooldownPeriod: {type: integer, format: int32}
-  advanced: LOOSE
+  advanced:
+    type: object
+    properties:
+      horizontalPodAutoscalerConfig:
+        type: object
+        properties:
+          name: {type: string}
+          behavior:
+            type: object
+            properties:
+              scaleUp: {type: object}  # _SCALING_RULES, below
+              scaleDown: {type: object}
+      restoreToOriginalReplicaCount: {type: boolean}
+      scalingModifiers: LOOSE
   fallback: LOOSE
   triggers:
     type: array
@@ -604,3 +637,7 @@ properties:
             name: {type: string}
             kind: {type: string}
 """)
+_BEHAVIOR = SCALEDOBJECT_SCHEMA["properties"]["spec"]["properties"]["advanced"]["properties"]
+_BEHAVIOR = _BEHAVIOR["horizontalPodAutoscalerConfig"]["properties"]["behavior"]["properties"]
+_BEHAVIOR["scaleUp"] = yaml.safe_load(_SCALING_RULES)
+_BEHAVIOR["scaleDown"] = yaml.safe_load(_SCALING_RULES)

@@ -1,7 +1,7 @@
 """Runtime-side builders of an AvatarDeployment: config, Deployment, Service, Ingress/HTTPRoute, Certificate.
 
 Inputs → exact manifests for the main cases, every optional path, the rendered config accepted by the runtime's own
-loader (with the environment the Deployment sets), the config checksum, the preStop drain against a real HTTP server,
+loader (with the environment the Deployment sets), the config checksum, the drain timing,
 and every manifest validated offline (tests/operator/schemas.py: Kubernetes 1.30 strict for built-in kinds,
 vendored CRD subsets for Certificate and HTTPRoute).
 """
@@ -10,11 +10,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import http.server
-import subprocess
-import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -100,6 +95,8 @@ server:
   host: 0.0.0.0
   port: 8282
   concurrent_limit: 4
+  drain_timeout_s: 300
+  retry_after_s: 1
 asr:
   engine: whisper
 a2e:
@@ -129,7 +126,6 @@ def test_minimal_cpu_config_map_is_exact():
 
 def test_minimal_cpu_deployment_is_exact():
     spec = _spec(CPU)
-    drain = deployment.drain_script(8282, 280, 5)
     probe = {"httpGet": {"path": "/healthz", "port": "http"}}
     assert _unhashed(deployment.build(OWNER, spec, "abc123", None)) == {
         "apiVersion": "apps/v1",
@@ -153,7 +149,7 @@ def test_minimal_cpu_deployment_is_exact():
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
-                    "terminationGracePeriodSeconds": 300,
+                    "terminationGracePeriodSeconds": 320,  # 5 s preStop + 300 s drain + 15 s shutdown
                     "securityContext": {
                         "runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 1000,
                         "seccompProfile": {"type": "RuntimeDefault"},
@@ -176,7 +172,9 @@ def test_minimal_cpu_deployment_is_exact():
                                 "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 2,
                             },
                             "livenessProbe": {**probe, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
-                            "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", drain]}}},
+                            "lifecycle": {
+                                "preStop": {"exec": {"command": ["python3", "-c", "import time; time.sleep(5)"]}},
+                            },
                             "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
                         }
                     ],
@@ -405,6 +403,7 @@ def test_config_checksum_moves_with_the_config_and_only_with_it():
     assert base == runtime_config.checksum(OWNER, _spec(CPU))  # deterministic
     config_changes = [
         {"sessions": {"concurrentLimit": 5}},
+        {"sessions": {"drainSeconds": 60}},
         {"runtimeConfig": {"vad": {"hangover_ms": 600}}},
         {"tts": {"engine": "espeak"}},
         {"avatar": {"name": "other"}},
@@ -484,12 +483,24 @@ def test_replicas_are_left_to_the_autoscaler_when_it_is_enabled():
     assert "replicas" not in scaled["spec"]
 
 
-def test_grace_period_covers_the_drain_and_the_shutdown():
-    made = deployment.build(OWNER, _spec(CPU), "c", None)
-    grace = made["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    command = _container(made)["lifecycle"]["preStop"]["exec"]["command"]
-    assert command == ["python3", "-c", deployment.drain_script(8282, grace - deployment.DRAIN_MARGIN_S, 5)]
-    assert grace - deployment.DRAIN_MARGIN_S >= 240  # most of five minutes for open conversations
+@pytest.mark.parametrize("drain", [0, 300, 3600])
+def test_grace_period_is_prestop_plus_the_runtime_drain_plus_its_shutdown(drain, tmp_path):
+    """The kubelet sends SIGTERM after preStop and SIGKILL at the end of the grace period: the runtime's drain
+    limit (the same number, in its config) must fit between the two, with room to close what is left."""
+    spec = _spec(CPU, sessions={"drainSeconds": drain})
+    made = deployment.build(OWNER, spec, "c", None)
+    assert made["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 5 + drain + 15
+    assert _load(spec, tmp_path).server.drain_timeout_s == drain
+    validate_manifest(made)
+
+
+def test_prestop_only_waits_for_the_endpoint_removal():
+    """The old preStop waited for the sessions itself; now the runtime drains on SIGTERM and preStop only lets the
+    endpoint removal reach kube-proxy and the ingresses first. It is valid Python doing exactly that."""
+    command = _container(deployment.build(OWNER, _spec(CPU), "c", None))["lifecycle"]["preStop"]["exec"]["command"]
+    assert command[:2] == ["python3", "-c"]
+    compile(command[2], "<preStop>", "exec")
+    assert command[2] == f"import time; time.sleep({deployment.PRE_STOP_S})" and deployment.PRE_STOP_S == 5
 
 
 def test_a_rollout_is_not_called_stalled_while_the_startup_probe_still_waits():
@@ -498,68 +509,13 @@ def test_a_rollout_is_not_called_stalled_while_the_startup_probe_still_waits():
     assert made["spec"]["progressDeadlineSeconds"] > startup["periodSeconds"] * startup["failureThreshold"]
 
 
-# -- the preStop drain, run for real against a /metrics endpoint on 127.0.0.1 --------------------------------------
-class _Metrics(http.server.ThreadingHTTPServer):
-    active = 1.0
-
-
-class _MetricsHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = f"# TYPE avatar_sessions_active gauge\navatar_sessions_active {self.server.active}\n".encode()
-        self.send_response(200 if self.path == "/metrics" else 404)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def metrics_server():
-    server = _Metrics(("127.0.0.1", 0), _MetricsHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-def _drain(port: int, budget_s: float) -> subprocess.Popen:
-    script = deployment.drain_script(port, budget_s, 0.2)
-    return subprocess.Popen([sys.executable, "-c", script])
-
-
-def test_drain_waits_while_sessions_are_open_and_returns_when_they_end(metrics_server):
-    started = time.monotonic()
-    process = _drain(metrics_server.server_port, budget_s=30)
-    time.sleep(1.5)
-    assert process.poll() is None  # one session still open: still waiting
-    metrics_server.active = 0.0
-    assert process.wait(timeout=10) == 0
-    assert time.monotonic() - started < 8
-
-
-def test_drain_gives_up_at_its_budget(metrics_server):
-    started = time.monotonic()
-    assert _drain(metrics_server.server_port, budget_s=1.0).wait(timeout=10) == 0
-    assert 1.0 <= time.monotonic() - started < 6
-
-
-def test_drain_returns_at_once_when_the_runtime_does_not_answer(metrics_server):
-    port = metrics_server.server_port
-    metrics_server.shutdown()
-    metrics_server.server_close()
-    started = time.monotonic()
-    assert _drain(port, budget_s=30).wait(timeout=10) == 0
-    assert time.monotonic() - started < 5
-
-
 # -- Ingress, HTTPRoute, Certificate ---------------------------------------------------------------------------------
 NGINX = {
     "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+    "nginx.ingress.kubernetes.io/proxy-next-upstream": "error timeout http_503 non_idempotent",
+    "nginx.ingress.kubernetes.io/proxy-next-upstream-tries": "3",
 }
 RULE = {
     "host": "avatar.example.com",

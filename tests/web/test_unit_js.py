@@ -1,4 +1,5 @@
-"""The browser client's pure modules (web/src/protocol.js, web/src/sync.js) under Node's built-in test runner."""
+"""The browser client's pure modules (web/src/protocol.js, web/src/sync.js) and the offer retry of web/src/session.js
+(against a node:http server on loopback) under Node's built-in test runner."""
 
 from __future__ import annotations
 

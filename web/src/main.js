@@ -181,6 +181,11 @@ export class App {
     }));
     session.addEventListener("lost", mine(({ error }) => {
       this._ended();
+      if (this._reconnectWhenLost) {
+        this._reconnectWhenLost = false;
+        this.connect();
+        return;
+      }
       this.ui.showError({
         kind: "lost",
         message: `${error.message} Your conversation ended.`,
@@ -215,6 +220,12 @@ export class App {
         ui.showLatency(event.turn, event.ms || {}, this.meter ? this.meter.delayMs : null);
         break;
       case "error":
+        if (event.code === "server_shutdown") {
+          // This server is being replaced (scale-down, upgrade): the next session lands on another one.
+          this._reconnectWhenLost = true;
+          ui.systemLine(`${event.message} Reconnecting…`);
+          break;
+        }
         ui.systemLine(`The avatar could not answer: ${event.message}`);
         break;
       default: // events added to the contract later are ignored

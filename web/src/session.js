@@ -19,6 +19,39 @@ export class SessionError extends Error {
   }
 }
 
+/**
+ * Refusals that mean "no room on this server right now" (full, or shutting down). The server did not use the offer,
+ * so the same POST may go again; behind a round-robin proxy (Service, ingress) it reaches another server.
+ */
+const RETRYABLE_REFUSALS = new Set(["capacity", "draining"]);
+/** Fresh POSTs after such a refusal, before the page says the server is full. */
+export const OFFER_RETRIES = 3;
+
+/** 300 ms ± 100 ms: jittered, so pages refused together do not come back together. */
+export function offerRetryDelayMs(random = Math.random) {
+  return 200 + 200 * random();
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The SessionError for a refused POST /api/sessions. */
+function refusalError(res, body) {
+  const message = body.message || `The server refused the session (HTTP ${res.status}).`;
+  const retryAfterS = Number(res.headers.get("retry-after")) || undefined;
+  const details = { status: res.status, code: body.error, retryAfterS };
+  const sentence = (prefix) => `${prefix}: ${message}.`.replace(/\.\.$/, ".");
+  if (res.status === 401) return new SessionError("auth", message, details);
+  // Both mean "come back in Retry-After seconds": the UI's capacity path counts down and reconnects.
+  if (res.status === 503 && body.error === "capacity") {
+    return new SessionError("capacity", sentence("The avatar server is full"), details);
+  }
+  if (res.status === 503 && body.error === "draining") {
+    return new SessionError("capacity", sentence("The avatar server is restarting"), details);
+  }
+  if (res.status === 503) return new SessionError("not_ready", message, details);
+  return new SessionError("rejected", message, details);
+}
+
 /** Microphone constraints: the avatar's own voice must not come back as user speech (that would barge in). */
 export const MIC_CONSTRAINTS = { audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true } };
 
@@ -157,8 +190,24 @@ export class AvatarSession extends EventTarget {
     }
   }
 
-  /** POST the offer; map every refusal to a SessionError the UI knows how to explain. */
+  /**
+   * POST the offer; a refusal for lack of room is retried (OFFER_RETRIES times, ~300 ms apart) before it counts.
+   * @throws {SessionError} every refusal, as a kind the UI knows how to explain
+   */
   async _post(sdp) {
+    for (let attempt = 0; ; attempt++) {
+      const { res, body } = await this._postOnce(sdp);
+      if (res.status === 201) return body;
+      if (res.status === 503 && RETRYABLE_REFUSALS.has(body.error) && attempt < OFFER_RETRIES && !this._ending) {
+        await sleep(offerRetryDelayMs());
+        if (!this._ending) continue; // hung up while waiting: report this refusal (start() then stays quiet)
+      }
+      throw refusalError(res, body);
+    }
+  }
+
+  /** One POST /api/sessions: the response and its JSON body ({} when it has none). */
+  async _postOnce(sdp) {
     const headers = { "content-type": "application/json" };
     if (this.token) headers.authorization = `Bearer ${this.token}`;
     let res;
@@ -177,16 +226,7 @@ export class AvatarSession extends EventTarget {
     } catch {
       /* a proxy's HTML error page: the status alone must do */
     }
-    if (res.status === 201) return body;
-    const message = body.message || `The server refused the session (HTTP ${res.status}).`;
-    const retryAfterS = Number(res.headers.get("retry-after")) || undefined;
-    const details = { status: res.status, code: body.error, retryAfterS };
-    if (res.status === 401) throw new SessionError("auth", message, details);
-    if (res.status === 503 && body.error === "capacity") {
-      throw new SessionError("capacity", `The avatar server is full: ${message}.`.replace(/\.\.$/, "."), details);
-    }
-    if (res.status === 503) throw new SessionError("not_ready", message, details);
-    throw new SessionError("rejected", message, details);
+    return { res, body };
   }
 
   _onTrack(event) {

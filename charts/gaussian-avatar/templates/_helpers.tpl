@@ -138,17 +138,18 @@ operator watches every namespace, in a Role per namespace otherwise.
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, create, delete]
-# Autoscalers are not built yet (spec.autoscaling, issue [6]): pruning only lists them and deletes ours.
+# The autoscaler of spec.autoscaling (a KEDA ScaledObject or an HPA), a child like the others.
 - apiGroups: [keda.sh]
   resources: [scaledobjects]
-  verbs: [list, delete]
+  verbs: [get, list, create, patch, delete]
 - apiGroups: [autoscaling]
   resources: [horizontalpodautoscalers]
-  verbs: [list, delete]
-# status.activeSessions: the ready runtime pods' /metrics, read through the API server's pod proxy.
+  verbs: [get, list, create, patch, delete]
+# status.activeSessions: the ready runtime pods' /metrics, read through the API server's pod proxy; each pod's
+# count is written back as its scale-down annotations (pod-deletion-cost, safe-to-evict, do-not-disrupt).
 - apiGroups: [""]
   resources: [pods]
-  verbs: [list]
+  verbs: [list, patch]
 - apiGroups: [""]
   resources: [pods/proxy]
   verbs: [get]

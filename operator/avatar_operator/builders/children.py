@@ -11,7 +11,7 @@ import hashlib
 from typing import Any
 
 from ..spec import AvatarDeploymentSpec, AvatarModelCacheSpec
-from . import certificate, coturn, deployment, httproute, ingress, model_cache, runtime_config, service
+from . import autoscaler, certificate, coturn, deployment, httproute, ingress, model_cache, runtime_config, service
 from .common import Owner
 
 
@@ -37,12 +37,14 @@ def deployment_children(
     claim_name: str | None,
     allowed_peer_cidrs: list[str],
     cached_avatars: frozenset[str] = frozenset(),
+    prometheus_address: str = autoscaler.DEFAULT_PROMETHEUS_ADDRESS,
 ) -> list[dict[str, Any]]:
     """An AvatarDeployment's children; `turn_secret` is required when `coturn.enabled(spec)`, else ignored.
 
     `claim_name` is the model cache's claim (the handler resolves `spec.modelCacheRef` to it), `allowed_peer_cidrs`
     the pod network coturn may relay to, `cached_avatars` the avatar names that cache fetches: when it holds
-    `spec.avatar.name`, the runtime serves avatars from the cache (/models/avatars) instead of the image's.
+    `spec.avatar.name`, the runtime serves avatars from the cache (/models/avatars) instead of the image's;
+    `prometheus_address` is where a KEDA ScaledObject reads the session metric.
     """
     turn_secret = turn_secret if coturn.enabled(spec) else None
     avatar_dir = model_cache.AVATAR_DIR if claim_name and spec.avatar.name in cached_avatars else None
@@ -51,6 +53,8 @@ def deployment_children(
         certificate.build(owner, spec),  # its Secret is what the Ingress and coturn's TURNS use
         *coturn.build(owner, spec, secret=turn_secret, allowed_peer_cidrs=allowed_peer_cidrs),
         deployment.build(owner, spec, pod_checksum(owner, spec, turn_secret, avatar_dir), claim_name),
+        autoscaler.build_scaled_object(owner, spec, prometheus_address),  # after its scale target
+        autoscaler.build_hpa(owner, spec),
         service.build(owner, spec),
         ingress.build(owner, spec),
         httproute.build(owner, spec),

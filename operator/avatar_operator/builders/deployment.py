@@ -1,15 +1,20 @@
 """The runtime Deployment `NAME-runtime`: `avatar-runtime serve` pods (DESIGN §2b) behind the Service `NAME`.
 
 What each choice is for:
-- `replicas` is left out when `spec.autoscaling.enabled`: the autoscaler owns it, and writing it on every reconcile
-  would fight the autoscaler (a JSON merge patch without the key leaves the live value alone).
+- `replicas` is left out when `spec.autoscaling.enabled`: the autoscaler (autoscaler.py) owns it, and writing it on
+  every reconcile would fight the autoscaler; kube.apply is told the field is external, so it is not sent as null
+  either (a merge patch without the key leaves the live value alone).
 - The pod template carries the checksum of the rendered config, so a config change rolls the pods (a mounted
   ConfigMap changes under a running process, which reads its config once at start).
 - Rolling updates never take a serving pod away before its replacement is ready (maxUnavailable 0); with GPUs that
   needs room for one extra pod (a spare GPU) during the rollout, or the rollout waits for one.
-- Termination drains: the pod leaves the Service endpoints when it starts terminating, then preStop waits until its
-  open conversations end (the `avatar_sessions_active` gauge reaches 0) before the process gets SIGTERM, which
-  closes every session it still holds. The grace period bounds that wait.
+- Termination drains without cutting conversations: the pod leaves the Service endpoints when it starts
+  terminating; preStop only sleeps PRE_STOP_S so that the removal reaches kube-proxy and the ingress controllers
+  before the runtime refuses anything; then SIGTERM, on which the runtime drains itself — no new session (503
+  `draining`, which the Ingress retries on another pod), live ones go on until they end or
+  `spec.sessions.drainSeconds` (runtime `server.drain_timeout_s`) passes, then it closes the rest and exits 0.
+  The grace period is PRE_STOP_S + drainSeconds + SHUTDOWN_MARGIN_S, so the kubelet's SIGKILL never comes first.
+  Which pod goes on a scale-down is steered by the operator's pod annotations (pods.py: deletion cost = sessions).
 """
 
 from __future__ import annotations
@@ -25,11 +30,9 @@ from .service import PORT_NAME
 
 COMPONENT = "runtime"
 CONFIG_CHECKSUM = f"{GROUP}/config-checksum"  # pod template annotation
-# Five minutes: a talk with an avatar typically lasts a few minutes; longer would make every scale-down and
-# rollout wait that long for one chatty user. Conversations still open after it are cut (the client can reconnect).
-TERMINATION_GRACE_S = 300
-DRAIN_SETTLE_S = 5  # time for ingress controllers to see the endpoint removal before we start counting sessions
-DRAIN_MARGIN_S = 20  # left of the grace period for the runtime's own shutdown after SIGTERM
+PRE_STOP_S = 5  # preStop sleep: lets the endpoint removal reach kube-proxy and the ingresses before SIGTERM
+SHUTDOWN_MARGIN_S = 15  # after the drain limit: closing the last sessions, stopping the engines, exiting
+PRE_STOP = ["python3", "-c", f"import time; time.sleep({PRE_STOP_S})"]  # python3 is in the image; `sleep` may not be
 # Model loading on first start: SenseVoice (~900 MB) and LAM (~500 MB) read from a network volume, plus CUDA
 # initialisation, can take minutes; the embedded CPU engines load in seconds. 90 x 10 s = 15 min before a restart.
 STARTUP_PROBE = {"periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 90}
@@ -42,23 +45,9 @@ def deployment_name(owner: Owner) -> str:
     return f"{owner.name}-runtime"
 
 
-def drain_script(port: int, budget_s: float, settle_s: float) -> str:
-    """preStop: wait (at most `budget_s`) until the runtime on `port` has no open session (python3 is in the image)."""
-    return (
-        "import time, urllib.request\n"
-        f"deadline = time.monotonic() + {budget_s}\n"
-        f"time.sleep({settle_s})\n"
-        "while time.monotonic() < deadline:\n"
-        "    try:\n"
-        f"        text = urllib.request.urlopen('http://127.0.0.1:{port}/metrics', timeout=2).read().decode()\n"
-        "    except OSError:\n"
-        "        break\n"
-        "    active = [float(line.split()[1]) for line in text.splitlines()\n"
-        "              if line.startswith('avatar_sessions_active ')]\n"
-        "    if not active or active[0] <= 0:\n"
-        "        break\n"
-        "    time.sleep(2)\n"
-    )
+def termination_grace_s(spec: AvatarDeploymentSpec) -> int:
+    """preStop, then the runtime's own drain (`spec.sessions.drainSeconds`), then its shutdown."""
+    return PRE_STOP_S + spec.sessions.drain_seconds + SHUTDOWN_MARGIN_S
 
 
 def _secret_env(name: str, ref: dict[str, str]) -> dict[str, Any]:
@@ -111,7 +100,6 @@ def build(owner: Owner, spec: AvatarDeploymentSpec, config_checksum: str, claim_
     if claim_name is not None:
         mounts.append({"name": "models", "mountPath": MODEL_DIR, "readOnly": True})
         volumes.append({"name": "models", "persistentVolumeClaim": {"claimName": claim_name, "readOnly": True}})
-    drain = drain_script(RUNTIME_PORT, TERMINATION_GRACE_S - DRAIN_MARGIN_S, DRAIN_SETTLE_S)
     container = {
         "name": "runtime",
         "image": spec.image,
@@ -125,14 +113,14 @@ def build(owner: Owner, spec: AvatarDeploymentSpec, config_checksum: str, claim_
         "startupProbe": _probe("/healthz", **STARTUP_PROBE),
         "readinessProbe": _probe("/readyz", periodSeconds=5, timeoutSeconds=3, failureThreshold=2),
         "livenessProbe": _probe("/healthz", periodSeconds=10, timeoutSeconds=5, failureThreshold=6),
-        "lifecycle": {"preStop": {"exec": {"command": ["python3", "-c", drain]}}},
+        "lifecycle": {"preStop": {"exec": {"command": list(PRE_STOP)}}},
         "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}},
         # Not readOnlyRootFilesystem: the engines' libraries write caches whose paths are not all known here.
     }
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,  # the runtime never talks to the API server
         "enableServiceLinks": False,  # no *_SERVICE_HOST/*_PORT variables beside the runtime's AVATAR_* ones
-        "terminationGracePeriodSeconds": TERMINATION_GRACE_S,
+        "terminationGracePeriodSeconds": termination_grace_s(spec),
         # A numeric user, so the kubelet can verify runAsNonRoot whatever USER line the image has.
         "securityContext": {
             "runAsNonRoot": True, "runAsUser": RUN_AS, "runAsGroup": RUN_AS,

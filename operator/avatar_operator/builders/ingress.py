@@ -26,10 +26,17 @@ COMPONENT = "runtime"
 # - no cookie affinity on purpose: a session ends over its own data channel (`bye`) or when its WebRTC connection
 #   closes, so `DELETE /api/sessions/{id}` reaching another replica (404) loses nothing, while a sticky cookie would
 #   keep sending a returning browser to a full pod (503) when another has room.
+# - next upstream: a runtime pod answers `POST /api/sessions` with 503 (`capacity` when full, `draining` when it is
+#   shutting down) without creating a session, so the offer can safely go to another pod: ingress-nginx retries it
+#   on the next endpoint (round-robin, so a different pod each try) up to 3 tries in all, also for this POST
+#   (non_idempotent). Pods stay Ready while full on purpose (readiness-as-capacity would make the ReplicaSet
+#   remove the busiest pods first on a scale-down); this retry is what keeps a new session off a full pod.
 NGINX_ANNOTATIONS = {
     "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
     "nginx.ingress.kubernetes.io/proxy-body-size": "1m",
+    "nginx.ingress.kubernetes.io/proxy-next-upstream": "error timeout http_503 non_idempotent",
+    "nginx.ingress.kubernetes.io/proxy-next-upstream-tries": "3",
 }
 
 

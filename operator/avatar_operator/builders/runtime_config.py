@@ -20,6 +20,7 @@ from .common import CONFIG_DIR, CONFIG_KEY, MODEL_DIR, RUNTIME_PORT, Owner, chil
 
 COMPONENT = "runtime"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
+RETRY_AFTER_S = 1
 
 # Keys that other children depend on (Service/probe port, plain HTTP behind the ingress, the cache mount):
 # `spec.runtimeConfig` may not change them, or the pods would listen where nothing looks.
@@ -88,7 +89,16 @@ def values(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None =
     if spec.tts.voice is not None:
         tts["voice"] = spec.tts.voice
     config: dict[str, Any] = {
-        "server": {"host": "0.0.0.0", "port": RUNTIME_PORT, "concurrent_limit": spec.sessions.concurrent_limit},
+        "server": {
+            "host": "0.0.0.0",
+            "port": RUNTIME_PORT,
+            "concurrent_limit": spec.sessions.concurrent_limit,
+            # After SIGTERM, live conversations go on this long (deployment.py sizes the grace period from it).
+            "drain_timeout_s": spec.sessions.drain_seconds,
+            # A full pod's 503 says "retry in 1 s": in a cluster other pods have room (the Ingress and the web
+            # client retry on another pod), unlike a single host where waiting 10 s for a free seat is right.
+            "retry_after_s": RETRY_AFTER_S,
+        },
         "asr": asr,
         "a2e": a2e,
         **({"llm": llm} if llm else {}),
