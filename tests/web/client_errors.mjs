@@ -5,6 +5,8 @@
 //          the first page hangs up (the runtime has no LLM configured: the offline notice shows too).
 //   nomic: microphone denied → text-only mode → typed question answered → a second reply cut by Interrupt.
 //   lost:  the session is deleted behind the page's back → "connection lost" banner → Reconnect works.
+//   shutdown: the pytest side ends every session as a draining server does (`error server_shutdown`) → the page
+//          says so and reconnects by itself (a new session, no banner) → a typed question is answered.
 //   auth:  the server wants a token → 401 banner with the token field → with the token, it connects.
 //   nowebgl, noavatar: the avatar cannot be shown (no WebGL2 / the server's avatar is missing) → its message,
 //          and the conversation works without it (typed question, spoken and written answer).
@@ -88,6 +90,19 @@ try {
     await connected(page);
     await typedTurn(page, "Are you back?");
     await step("reconnected", page);
+  } else if (scenario === "shutdown") {
+    const { page } = await open();
+    await page.click("#connect");
+    await connected(page);
+    const first = await page.evaluate(() => window.gaussianAvatar.session.sessionId);
+    await page.waitForFunction(() => [...document.querySelectorAll(".line.system")].some((e) => /shutting down/.test(e.textContent)),
+      null, { timeout: 60000 });
+    await page.waitForFunction((id) => document.querySelector("#connection").dataset.state === "connected"
+      && window.gaussianAvatar.session?.sessionId && window.gaussianAvatar.session.sessionId !== id, first, { timeout: 30000 });
+    result.sessions = [first, await page.evaluate(() => window.gaussianAvatar.session.sessionId)];
+    result.system = await page.evaluate(() => [...document.querySelectorAll(".line.system")].map((e) => e.textContent));
+    await typedTurn(page, "Are you back?");
+    await step("reconnected by itself", page);
   } else if (scenario === "auth") {
     const { page } = await open();
     result.tokenFieldVisible = await page.isVisible("#token");

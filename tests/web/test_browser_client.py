@@ -18,10 +18,12 @@ Measured on the 2-core reference machine (800x600, body clips frozen, head box â
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -188,6 +190,28 @@ def test_lost_connection_says_so_and_reconnects(runtime, media, tmp_path):
     lost, back = r["steps"]
     assert lost["alertKind"] == "lost" and "Reconnect" in lost["alert"] and lost["connection"] == "idle", lost
     assert back["connection"] == "connected" and any(REPLY[:40] in line for line in back["avatar"]), back
+
+
+def test_server_shutdown_reconnects_by_itself(runtime, media, tmp_path):
+    """A draining server ends its sessions with `error server_shutdown`: the page says so and opens a new session
+    on its own (behind a load balancer: another pod), without the "connection lost" banner."""
+    server = runtime()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        page = pool.submit(run_script, "client_errors.mjs", "--scenario", "shutdown", "--url", server.url,
+                           "--wav", str(media["silence"]), "--out", _artifacts(tmp_path))  # fmt: skip
+        deadline = time.monotonic() + 60
+        while server.call(lambda: server.runtime.active_sessions) < 1:
+            assert time.monotonic() < deadline and not page.done(), "the page never opened a session"
+            time.sleep(0.1)
+        server.submit(server.runtime.sessions.close_all())
+        r = page.result()
+    assert "error" not in r, (r.get("error"), r["steps"])
+    first, second = r["sessions"]
+    assert first != second, r
+    assert any("shutting down" in line for line in r["system"]), r["system"]
+    (back,) = r["steps"]
+    assert back["alert"] is None and back["connection"] == "connected", back
+    assert any(REPLY[:40] in line for line in back["avatar"]), back
 
 
 def test_bad_token_asks_for_one_and_the_right_token_connects(runtime, media, tmp_path):

@@ -223,7 +223,7 @@ export class App {
         if (event.code === "server_shutdown") {
           // This server is being replaced (scale-down, upgrade): the next session lands on another one.
           this._reconnectWhenLost = true;
-          ui.systemLine(`${event.message} Reconnecting…`);
+          ui.systemLine("This avatar server is shutting down: reconnecting to another one…");
           break;
         }
         ui.systemLine(`The avatar could not answer: ${event.message}`);
