@@ -24,10 +24,7 @@ test: $(TEST_STAMP)
 	bash hack/test.sh $(ARGS)
 
 bench: $(TEST_STAMP)
-	.venv/bin/python hack/bench/voice_to_voice.py $(ARGS)
-	.venv/bin/python hack/bench/a2e_throughput.py
-	.venv/bin/python hack/bench/asr_batching.py
-	.venv/bin/python hack/bench/autoscale_sim.py
+	.venv/bin/python hack/bench/run_all.py $(ARGS)
 
 lint: $(TEST_STAMP)
 	.venv/bin/ruff check runtime operator tests hack
