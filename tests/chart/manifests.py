@@ -26,6 +26,7 @@ from tests.operator.schemas import (
     jsonschema_validator,
     validate_builtin,
     validate_cr,
+    vendored_schema,
 )
 
 from .helm import CHART
@@ -34,7 +35,6 @@ from .helm import CHART
 K8S_VERSIONS = ("1.29.0", "1.32.0", "1.35.0")
 
 _DURATION = "^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
-_LOOSE = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 _ENDPOINT_COMMON = """
 authorization: LOOSE
 basicAuth: LOOSE
@@ -106,25 +106,7 @@ def _monitor_schema(endpoints_key: str, endpoint_extra: str, spec_extra: str) ->
             **load(_MONITOR_COMMON), **load(spec_extra), endpoints_key: {"type": "array", "items": endpoint}
         },
     }  # fmt: skip
-    schema = {
-        "type": "object",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"}, "kind": {"type": "string"}, "metadata": {"type": "object"},
-            "spec": spec, "status": _LOOSE,
-        },
-    }  # fmt: skip
-    return _replace_loose(schema)
-
-
-def _replace_loose(node: Any) -> Any:
-    if node == "LOOSE":
-        return dict(_LOOSE)
-    if isinstance(node, dict):
-        return {key: _replace_loose(value) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_replace_loose(value) for value in node]
-    return node
+    return vendored_schema(spec)
 
 
 # monitoring.coreos.com/v1 PodMonitor and ServiceMonitor (spec), in the CRD dialect.
