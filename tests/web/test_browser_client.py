@@ -199,8 +199,15 @@ def test_server_shutdown_reconnects_by_itself(runtime, media, tmp_path):
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         page = pool.submit(run_script, "client_errors.mjs", "--scenario", "shutdown", "--url", server.url,
                            "--wav", str(media["silence"]), "--out", _artifacts(tmp_path))  # fmt: skip
+
+        # Wait for the session's data channel, not just the session: a session counts from its POST, and a
+        # shutdown before the channel opens cannot tell the page anything (it then shows "connection lost").
+        def channel_open() -> bool:
+            sessions = server.runtime.sessions._sessions.values()
+            return any(s._channel is not None and s._channel.readyState == "open" for s in sessions)
+
         deadline = time.monotonic() + 60
-        while server.call(lambda: server.runtime.active_sessions) < 1:
+        while not server.call(channel_open):
             assert time.monotonic() < deadline and not page.done(), "the page never opened a session"
             time.sleep(0.1)
         server.submit(server.runtime.sessions.close_all())
