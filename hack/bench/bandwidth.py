@@ -168,7 +168,7 @@ def main() -> int:
     if args.config is not None and not args.config.is_file():
         parser.error(f"--config {args.config}: no such file")
 
-    apply_tuning(CLIENT_OPUS_BITRATE)
+    apply_tuning(CLIENT_OPUS_BITRATE, audio_prefetch=1)  # a browser-like client holds at least one packet
     speeches = spoken_questions()
     started = time.perf_counter()
     with OpenAIStubServer(replies=lambda _request: ANSWER) as llm:

@@ -247,7 +247,7 @@ def main() -> int:
     if args.config is not None and not args.config.is_file():
         parser.error(f"--config {args.config}: no such file")
 
-    apply_tuning(CLIENT_OPUS_BITRATE)
+    apply_tuning(CLIENT_OPUS_BITRATE, audio_prefetch=1)  # a browser-like client holds at least one packet
     # Short: the two shortest questions, a one-sentence answer and brisk pauses, so two steps fit in ~40 s.
     speeches = spoken_questions(2 if args.short else None)
     answer = SHORT_ANSWER if args.short else ANSWER

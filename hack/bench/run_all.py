@@ -47,10 +47,12 @@ class Bench:
     short: tuple[str, ...] | None = None
     intro: str = ""  # older scripts: the setup sentence(s) above their printed output
     timeout_s: float = 1200  # full mode; --short uses its own limit
+    args: tuple[str, ...] = ()  # interface scripts: options in both modes (one script, several sections)
 
 
 BENCHES = [
     Bench("voice_to_voice", "voice_to_voice.py"),
+    Bench("voice_to_voice_streaming_tts", "voice_to_voice.py", args=("--tts-realtime",)),
     Bench("concurrency", "concurrency.py"),
     Bench("bandwidth", "bandwidth.py"),
     Bench("render_fps", "render_fps.mjs"),
@@ -263,7 +265,7 @@ def run_bench(bench: Bench, short: bool, timeout_s: float, workdir: Path) -> dic
     options = (
         list((bench.short if short else bench.full) or ())
         if legacy
-        else [*(["--short"] if short else []), "--json", str(out)]
+        else [*bench.args, *(["--short"] if short else []), "--json", str(out)]
     )
     argv = [*runner, str(path), *options]
     shown = shlex.join(

@@ -24,6 +24,7 @@ from .ice import ice_servers
 from .metrics import RuntimeMetrics
 from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
+from .scheduling import prioritise_loop
 from .sessions import ServerDraining, SessionLimitReached, SessionManager
 from .transport.tuning import apply_tuning
 from .web_assets import AvatarCatalog, resolve_web_dir
@@ -56,6 +57,8 @@ class Runtime:
 
     async def start(self) -> None:
         apply_tuning(self.config.server.opus_bitrate, self.config.server.mic_jitter_packets)
+        # Before the models load: their native thread pools inherit the lower priority of the executor thread.
+        prioritise_loop(asyncio.get_running_loop(), self.config.server.inference_nice)
         if self.engines is None:
             try:
                 self.engines = await asyncio.to_thread(build_engines, self.config)

@@ -49,6 +49,17 @@ def trim_leading_silence(
     return samples[start:]
 
 
+def trim_trailing_silence(
+    samples: np.ndarray, sample_rate: int, threshold: float = 2e-3, keep_ms: float = 60.0
+) -> np.ndarray:
+    """Shorten near-silence after the last sound to `keep_ms` (a phrase pause), leaving shorter tails alone."""
+    loud = np.flatnonzero(np.abs(samples) > threshold)
+    if not len(loud):
+        return samples
+    end = int(loud[-1]) + 1 + int(sample_rate * keep_ms / 1000)
+    return samples[:end]
+
+
 STREAM_RATE = 16_000  # what the expression engines analyse
 
 

@@ -30,7 +30,7 @@ class VADConfig(_Section):
     threshold: float = Field(0.5, gt=0.0, lt=1.0, description="speech probability that starts speech")
     release_threshold: float = Field(0.35, gt=0.0, lt=1.0, description="probability below which a chunk is silence")
     min_speech_ms: int = Field(96, ge=32, le=2000, description="speech needed before a turn (and barge-in) starts")
-    pause_ms: int = Field(160, ge=32, le=5000, description="silence that starts speculative transcription")
+    pause_ms: int = Field(128, ge=32, le=5000, description="silence that starts speculative transcription")
     hangover_ms: int = Field(448, ge=64, le=5000, description="silence that ends the user's turn")
     complete_end_ms: int = Field(
         224, ge=32, le=5000, description="silence that ends it when the transcript is already a complete sentence"
@@ -182,7 +182,12 @@ class ServerConfig(_Section):
     max_body_bytes: int = Field(65536, ge=1024)
     session_idle_timeout_s: float = Field(30.0, gt=0, description="close a session whose WebRTC never connects")
     opus_bitrate: int = Field(32000, ge=6000, le=510000, description="reply audio bitrate (aiortc default: 96k)")
-    mic_jitter_packets: int = Field(1, ge=1, le=16, description="microphone packets buffered before decoding")
+    mic_jitter_packets: int = Field(
+        0, ge=0, le=16, description="microphone packets buffered before decoding (0: each as soon as it is in order)"
+    )
+    inference_nice: int = Field(
+        10, ge=0, le=19, description="nice value of model threads, so the audio-pacing event loop gets the CPU first"
+    )
     web_dir: str | None = Field(None, description="built web client; default: <repo>/web/dist, else a minimal page")
     auth_token: str | None = Field(None, description="if set, POST /api/sessions needs 'Authorization: Bearer ...'")
 

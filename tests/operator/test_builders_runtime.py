@@ -18,7 +18,7 @@ import yaml
 from avatar_operator.builders import certificate, coturn, deployment, httproute, ingress, runtime_config, service
 from avatar_operator.builders.common import SPEC_HASH, Owner, spec_hash
 from avatar_operator.spec import AvatarDeploymentSpec, SpecError, parse_deployment
-from avatar_runtime.config import load_config
+from avatar_runtime.config import VADConfig, load_config
 
 from tests.operator.schemas import Invalid, validate_manifest
 
@@ -368,7 +368,7 @@ def test_runtime_config_is_deep_merged_last(tmp_path):
     )  # fmt: skip
     config = _load(spec, tmp_path)
     assert (config.server.retry_after_s, config.server.concurrent_limit) == (3, 9)
-    assert config.vad.hangover_ms == 600 and config.vad.pause_ms == 160
+    assert config.vad.hangover_ms == 600 and config.vad.pause_ms == VADConfig().pause_ms
     assert config.tts.engine == "piper"
     assert config.turn.urls == ["turn:elsewhere.example.com:3478"]
 

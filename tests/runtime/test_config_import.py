@@ -163,14 +163,13 @@ def test_edge_tts_variant_with_api_key_env_turn_in_chat_engine_and_a_real_certif
     assert conversion.values == {
         "server": {"port": 8443, "concurrent_limit": 1},
         # threshold 0.6; 1024 samples = 2 clips; 2048 = 4 clips; look-back (2048 + 1024) / 512 = 6 clips, 2 of
-        # them the onset itself; pause/complete lowered to the 128 ms hangover.
+        # them the onset itself; complete_end lowered to the 128 ms hangover (pause_ms is 128 by default already).
         "vad": {
             "threshold": 0.6,
             "release_threshold": 0.45,
             "min_speech_ms": 64,
             "hangover_ms": 128,
             "complete_end_ms": 128,
-            "pause_ms": 128,
             "preroll_ms": 128,
         },
         "asr": {"engine": "sensevoice", "language": "auto"},

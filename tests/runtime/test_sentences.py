@@ -50,7 +50,7 @@ def test_first_clause_threshold_is_configurable() -> None:
 
 def test_numbers_with_commas_and_colons_are_not_clause_boundaries() -> None:
     text = "It costs 1,000,000 dollars at 10:30 sharp today."
-    assert chunk(text) == [text]
+    assert chunk(text, first_phrase_min_words=0) == [text]
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,57 @@ def test_numbers_with_commas_and_colons_are_not_clause_boundaries() -> None:
     ],
 )
 def test_decimals_abbreviations_and_initials_are_not_sentence_ends(text: str) -> None:
-    assert chunk(text, first_clause_min_chars=1000) == [text]
+    assert chunk(text, first_clause_min_chars=1000, first_phrase_min_words=0) == [text]
+
+
+@pytest.mark.parametrize("step", [1, 2, 5, 1000])
+def test_long_first_sentence_is_cut_before_a_phrase_opener(step: int) -> None:
+    text = "It is a quarter past ten in the morning. Plenty of day left in the week and more."
+    # Only the first piece is cut early: later sentences go whole, openers or not.
+    assert chunk(text, step) == [
+        "It is a quarter past ten",
+        "in the morning.",
+        "Plenty of day left in the week and more.",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "first"),
+    [
+        ("Sure, I can help with that.", "Sure, I can help with that."),  # two words after the opener: no seam
+        ("You say arigato in Japanese today.", "You say arigato in Japanese today."),  # opener before word 4
+        ("Try a short mystery novel this weekend.", "Try a short mystery novel this weekend."),  # no opener
+        ("The book of the year is on the shelf there.", "The book of the year is"),  # "of" binds: not a cut
+        ("Sunlight bends inside raindrops and splits into colours.", "Sunlight bends inside raindrops"),
+    ],
+)
+def test_phrase_cut_needs_enough_words_on_both_sides(text: str, first: str) -> None:
+    assert chunk(text)[0] == first
+    assert " ".join(chunk(text)) == text  # nothing lost or reordered
+
+
+def test_phrase_cut_waits_for_whole_words() -> None:
+    chunker = SentenceChunker()
+    out = []
+    for delta in ["We", " can", " go", " to", " the", " park", " in"]:
+        out += chunker.push(delta)
+    assert out == []  # "in" may still become "inside", and no two words follow it yet
+    assert chunker.push("side the gates") == []  # it did: "inside" opens nothing
+    assert chunker.push(" and then") == []  # "and" has only "then" after it so far
+    assert chunker.push(" we rest") == ["We can go to the park inside the gates"]
+    assert chunker.flush() == ["and then we rest"]
+
+
+def test_earlier_clause_boundary_wins_over_a_phrase_cut() -> None:
+    assert chunk("My laptop needed a break, so it crashed in the end. Then it worked.")[:2] == [
+        "My laptop needed a break,",
+        "so it crashed in the end.",
+    ]
+
+
+def test_phrase_cut_can_be_turned_off() -> None:
+    text = "It is a quarter past ten in the morning."
+    assert chunk(text, first_phrase_min_words=0) == [text]
 
 
 def test_pronoun_i_is_not_an_initial() -> None:

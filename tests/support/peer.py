@@ -19,6 +19,7 @@ from aiortc.mediastreams import MediaStreamError
 from avatar_runtime.audio import resample
 from avatar_runtime.protocol import ExpressionFrame, decode_frame
 from avatar_runtime.transport.tracks import PacketClock, audio_frame, receive_audio
+from avatar_runtime.transport.tuning import set_audio_receive_buffer
 
 RATE = 48000
 PACKET = 960  # 20 ms
@@ -93,8 +94,11 @@ class Received:
 
 
 class AvatarPeer:
-    def __init__(self, base_url: str) -> None:
+    def __init__(self, base_url: str, receive_jitter_packets: int | None = None) -> None:
+        """`receive_jitter_packets`: the reply audio's jitter-buffer depth; None keeps this process's setting
+        (a peer in the runtime's own process shares the runtime's microphone tuning)."""
         self.base_url = base_url
+        self.receive_jitter_packets = receive_jitter_packets
         self.mic = ScriptedMicrophone()
         self.pc = RTCPeerConnection()
         self.received = Received()
@@ -122,6 +126,9 @@ class AvatarPeer:
         return await self.wait_event("hello", timeout=timeout)
 
     def _on_track(self, track) -> None:
+        if self.receive_jitter_packets is not None:
+            receiver = next(r for r in self.pc.getReceivers() if r.track is track)
+            set_audio_receive_buffer(receiver, self.receive_jitter_packets)
         self._reader = asyncio.ensure_future(receive_audio(track, self._on_audio, rate=RATE))
 
     def _on_audio(self, samples: np.ndarray) -> None:

@@ -4,8 +4,10 @@ Voice-to-voice is taken where a user would take it: from the moment the peer sen
 voiced sample of the question to the arrival of the first audible reply sample at the peer. The per-stage
 numbers come from the runtime's own `latency` event of the turn (server clocks). Transport is what the server
 cannot see: client voice-to-voice minus server voice-to-voice (the server's estimate of the end of speech
-→ the first reply packet pulled by its audio track), i.e. uplink (Opus encode, loopback, jitter buffer, decode,
-VAD chunking) plus downlink (Opus encode, loopback, decode at the peer).
+→ the first reply packet pulled by its audio track), i.e. uplink (Opus encode, loopback, decode, VAD chunking),
+the VAD's smoothing (Silero's probability stays above the release threshold for ~50 ms after the voice ends, so
+the server dates the end of speech that much late) and downlink (Opus encode, loopback, one packet of jitter
+buffer, decode at the peer).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 from .questions import Question, speech_of
 
 AUDIBLE = 1e-3  # a reply sample above this is sound, not the track's silence
+CLIENT_JITTER_PACKETS = 1
 SERVER_STAGES = ["vad", "asr", "llm_first_token", "tts_first_audio", "a2e_first_frame"]
 
 
@@ -35,7 +38,9 @@ class TurnFailed(RuntimeError):
 async def measure_ours(url: str, questions: list[Question], before_turn=lambda _q: None, log=print) -> list[TurnResult]:
     from tests.support.peer import AvatarPeer
 
-    peer = AvatarPeer(url)
+    # The peer shares the runtime's process, whose microphone receivers decode each packet at once; a browser
+    # holds more than that (its playout delay, measured by av_sync.py), so hold one packet as aiortc at its least.
+    peer = AvatarPeer(url, receive_jitter_packets=CLIENT_JITTER_PACKETS)
     await peer.connect()
     await asyncio.sleep(0.5)  # let ICE/DTLS settle and the jitter buffers fill before the first question
     results: list[TurnResult] = []

@@ -52,8 +52,12 @@ def stage_rows(turns, stages: list[tuple[str, str]]) -> list[tuple[str, float, f
     return rows
 
 
-def build(ours, baseline, setup: str, command: str) -> dict:
-    """The benchmark's JSON section; `ours`/`baseline` are lists of turn results (either may be empty)."""
+def build(ours, baseline, setup: str, command: str, streaming_tts: bool = False) -> dict:
+    """The benchmark's JSON section; `ours`/`baseline` are lists of turn results (either may be empty).
+
+    Two sections come from this script: with the TTS engine as fast as it is (Piper: ~20× real time), where the
+    p50 target is judged, and with TTS audio released at streaming speed (`--tts-realtime`), where the
+    baseline's audio buffering shows and the speed-up target is judged. Each reports both numbers."""
     headline: dict[str, float] = {}
     tables: list[str] = []
     if ours:
@@ -79,13 +83,15 @@ def build(ours, baseline, setup: str, command: str) -> dict:
             "at p50."
         )
     targets = []
-    if "v2v_p50_ms" in headline:
+    if "v2v_p50_ms" in headline and not streaming_tts:
         targets.append(_target("v2v_p50_ms", "<=", TARGET_P50_MS, headline["v2v_p50_ms"]))
-    if "speedup_p50" in headline:
+    if "speedup_p50" in headline and streaming_tts:
         targets.append(_target("speedup_p50", ">=", TARGET_SPEEDUP, headline["speedup_p50"]))
     return {
-        "name": "voice_to_voice",
-        "title": "Voice-to-voice latency",
+        "name": "voice_to_voice_streaming_tts" if streaming_tts else "voice_to_voice",
+        "title": "Voice-to-voice with TTS at streaming speed: the speed-up over the baseline"
+        if streaming_tts
+        else "Voice-to-voice latency",
         "command": command,
         "markdown": setup + "\n\n" + "\n\n".join(tables) + "\n",
         "headline": headline,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ..audio import resample, trim_leading_silence
+from ..audio import resample, trim_leading_silence, trim_trailing_silence
 from ..engines.base import ASREngine, ExpressionEngine, LLMEngine, SpeechChunk, Transcription, TTSEngine
 from .playout import Playout
 from .sentences import SentenceChunker
@@ -175,20 +175,24 @@ class ReplyWorker:
         expression = self._engines.a2e.stream()
         turn, rate = handle.turn, self._playout.sample_rate
         index = 0
+        trim_lead = True  # the reply's first audio, or a piece that continues a sentence cut for latency
         while (sentence := await sentences.get()) is not None:
             index += 1
             asked = time.perf_counter()
+            # A first piece cut before a phrase opener ends mid-sentence: the voice's end-of-utterance silence
+            # would make the seam a full stop, so each chunk's trailing silence is cut to a phrase pause.
+            mid_sentence = sentence[-1:].isalnum()
             stream = self._engines.tts.synthesize(sentence)
             try:
                 async for chunk in stream:
                     if handle.timings.tts_first_audio is None:
                         handle.timings.tts_first_audio = time.perf_counter() - asked
-                        # TTS voices start with tens of ms of near-silence: cut it, it is pure latency.
-                        trimmed = trim_leading_silence(chunk.samples, chunk.sample_rate)
-                        shift_ms = (len(chunk.samples) - len(trimmed)) * 1000 / chunk.sample_rate
-                        marks = [replace(p, start_ms=p.start_ms - shift_ms) for p in chunk.phonemes]
-                        kept = [m for m in marks if m.start_ms >= 0]
-                        chunk = SpeechChunk(trimmed, chunk.sample_rate, chunk.text, kept)
+                    if trim_lead:
+                        # TTS voices start with tens of ms of near-silence: at the reply's start it is pure
+                        # latency, inside a sentence it would stretch the seam into a long pause.
+                        chunk, trim_lead = _trim_leading_silence(chunk), False
+                    if mid_sentence:
+                        chunk = _trim_trailing_silence(chunk)
                     # Slice so frames (and the audio they go with) leave every few hundred ms, not per sentence.
                     for piece in chunk.split(self._engines.a2e.max_push_s):
                         a2e_started = time.perf_counter()
@@ -203,6 +207,7 @@ class ReplyWorker:
                 raise ReplyFailed("tts_failed", f"speech synthesis failed: {exc}") from exc
             finally:
                 await _aclose(stream)
+            trim_lead = not sentence.rstrip(_CLOSERS).endswith(_SENTENCE_ENDS)
         tail = await self._expression(expression.flush())
         handle.deliver(lambda: self._finish(turn, tail))
 
@@ -222,6 +227,23 @@ class ReplyWorker:
     def _finish(self, turn: int, tail: list[np.ndarray]) -> None:
         self._playout.add_frames(turn, tail)
         self._playout.end_turn(turn)
+
+
+_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
+_CLOSERS = "\"')]}”’」』）》"
+
+
+def _trim_leading_silence(chunk: SpeechChunk) -> SpeechChunk:
+    trimmed = trim_leading_silence(chunk.samples, chunk.sample_rate)
+    shift_ms = (len(chunk.samples) - len(trimmed)) * 1000 / chunk.sample_rate
+    marks = [replace(p, start_ms=p.start_ms - shift_ms) for p in chunk.phonemes]
+    return SpeechChunk(trimmed, chunk.sample_rate, chunk.text, [m for m in marks if m.start_ms >= 0])
+
+
+def _trim_trailing_silence(chunk: SpeechChunk) -> SpeechChunk:
+    trimmed = trim_trailing_silence(chunk.samples, chunk.sample_rate)
+    end_ms = len(trimmed) * 1000 / chunk.sample_rate
+    return SpeechChunk(trimmed, chunk.sample_rate, chunk.text, [m for m in chunk.phonemes if m.start_ms < end_ms])
 
 
 async def _aclose(stream: Any) -> None:

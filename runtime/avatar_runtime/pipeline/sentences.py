@@ -1,9 +1,13 @@
 """Split a streamed LLM reply into speakable pieces for TTS, handing each off as early as it safely can.
 
-Latency matters most for the first piece: the avatar stays silent until TTS has something to say, so the
-first piece may end at a clause boundary (", " "; " ": " "—" "，" "、") once it is long enough to sound
-natural. Later pieces end at sentence ends and newlines only (TTS prosody is better on whole sentences),
-unless they grow past `max_chars`. Decimals ("3.14"), abbreviations ("e.g.", "Dr.") and initials ("J. R.")
+Latency matters most for the first piece: the avatar stays silent until TTS has something to say, and a
+sentence-at-a-time TTS (Piper: ~45 ms per second of speech on 2 CPU cores) takes longer the longer the
+piece. So the first piece may end at a clause boundary (", " "; " ": " "—" "，" "、") once it is long enough
+to sound natural, or, in a long English sentence, before a word that opens a phrase ("in", "with", "and",
+"because"…) after at least `first_phrase_min_words` words: "It is a quarter past ten | in the morning."
+Both are places where a speaker may pause, so the seam sounds like a short pause, not a cut word. Later
+pieces end at sentence ends and newlines only (TTS prosody is better on whole sentences), unless they grow
+past `max_chars`. Decimals ("3.14"), abbreviations ("e.g.", "Dr.") and initials ("J. R.")
 are not sentence ends. Markdown symbols that TTS would read aloud are removed.
 
 A "." "!" "?" is only a sentence end once the next word has arrived and does not start in lowercase: until
@@ -56,6 +60,13 @@ _DOTTED = re.compile(r"[a-z](\.[a-z])+")  # e.g, i.e, u.s, a.m
 _MARKDOWN_CHARS = str.maketrans("", "", "*#`")  # emphasis, headings, code: spoken as "asterisk" otherwise
 _LINE_MARKER = re.compile(r"^\s*(?:[-+•>]\s+)+")  # bullets and quotes at a line start
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")  # [text](url) -> text
+# Words that open a prepositional phrase or a clause: a speaker may pause before them, so the first piece
+# of a long sentence may end there. "of" and "that" are left out: they bind to the word before.
+_PHRASE_OPENERS = {
+    "about", "after", "and", "at", "because", "before", "but", "by", "for", "from", "if", "in", "into",
+    "on", "or", "since", "so", "then", "to", "until", "when", "where", "while", "with", "without",
+}  # fmt: skip
+_WORD = re.compile(r"\S+")
 
 
 def _is_cjk(ch: str) -> bool:
@@ -68,8 +79,9 @@ class SentenceChunker:
     `flush()` also resets the chunker, so one instance can be reused for the next reply.
     """
 
-    def __init__(self, first_clause_min_chars: int = 12, max_chars: int = 200) -> None:
+    def __init__(self, first_clause_min_chars: int = 12, max_chars: int = 200, first_phrase_min_words: int = 4) -> None:
         self.first_clause_min_chars = first_clause_min_chars
+        self.first_phrase_min_words = first_phrase_min_words  # 0 turns the phrase cut off
         self.max_chars = max(16, max_chars)
         self._buf = ""
         self._pieces = 0  # pieces handed out in this reply; 0 means the early clause hand-off is allowed
@@ -112,7 +124,7 @@ class SentenceChunker:
         while i < n:
             ch = buf[i]
             if ch == "\n":
-                return i, i + 1
+                return self._phrase_cut_before(i) or (i, i + 1)
             if ch in _SENTENCE_END or ch in _CJK_SENTENCE_END:
                 j = i
                 while j < n and (buf[j] in _SENTENCE_END or buf[j] in _CJK_SENTENCE_END):
@@ -123,14 +135,14 @@ class SentenceChunker:
                     break  # can't tell yet ("3." may become "3.14", a closing quote may follow)
                 run = buf[i:j]
                 if any(c in _CJK_SENTENCE_END for c in run):
-                    return j, j
+                    return self._phrase_cut_before(i) or (j, j)
                 k = j
                 while k < n and buf[k] in " \t":
                     k += 1
                 if k >= n:
                     break  # wait for the next word: a lowercase one means this was not a sentence end
                 if _is_cjk(buf[j]) or (buf[j].isspace() and not buf[k].islower() and not self._is_non_final(i, run)):
-                    return j, j
+                    return self._phrase_cut_before(i) or (j, j)
                 i = j
                 continue
             if early and (ch in _CLAUSE_ANY or ch in _CLAUSE_NEEDS_SPACE):
@@ -139,10 +151,31 @@ class SentenceChunker:
                 if (ch in _CLAUSE_ANY or buf[i + 1].isspace()) and self._speakable_len(buf[: i + 1]) >= (
                     self.first_clause_min_chars
                 ):
-                    return i + 1, i + 1
+                    return self._phrase_cut_before(i) or (i + 1, i + 1)
             i += 1
+        if (phrase := self._phrase_cut_before(i, last_word_complete=i < n or buf[-1:].isspace())) is not None:
+            return phrase
         if n > self.max_chars:
             return self._overflow_cut()
+        return None
+
+    def _phrase_cut_before(self, limit: int, last_word_complete: bool = True) -> tuple[int, int] | None:
+        """The first piece's cut before a phrase opener in the buffer's first `limit` characters, if any.
+
+        `limit` is where a boundary was found (the phrase cut wins if it comes first) or where the scan stopped.
+        The opener must come after `first_phrase_min_words` words and be followed by two more whole words: a
+        short tail ("…help with that.") is not worth a seam. A word still streaming does not count ("in" may
+        become "inside")."""
+        if self._pieces or not self.first_phrase_min_words:
+            return None
+        text = self._buf[:limit]
+        words = list(_WORD.finditer(text))
+        if not last_word_complete:
+            words = words[:-1]
+        for index in range(self.first_phrase_min_words, len(words) - 2):
+            if words[index].group().lower() in _PHRASE_OPENERS:
+                start = words[index].start()
+                return len(text[:start].rstrip()), start
         return None
 
     def _overflow_cut(self) -> tuple[int, int]:
