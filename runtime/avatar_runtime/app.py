@@ -13,11 +13,13 @@ from aiortc import RTCSessionDescription
 from aiortc.sdp import SessionDescription
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .access import AccessDenied, Admission
 from .config import RuntimeConfig
 from .engines.loader import OFFLINE_LLM_NOTICE, build_engines
 from .ice import ice_servers
@@ -25,6 +27,7 @@ from .metrics import RuntimeMetrics
 from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
 from .scheduling import prioritise_loop
+from .security_headers import SecurityHeaders
 from .sessions import ServerDraining, SessionLimitReached, SessionManager
 from .transport.tuning import apply_tuning
 from .web_assets import AvatarCatalog, resolve_web_dir
@@ -141,6 +144,15 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
 
     app = FastAPI(title="Gaussian Avatar runtime", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.runtime = runtime
+    app.add_middleware(SecurityHeaders)
+    if config.server.cors_origins:  # a page on another origin embeds the avatar; none by default (same origin)
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=config.server.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
 
     @app.exception_handler(ApiError)
     async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
@@ -178,20 +190,38 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
                 "embedded": bool(llm and llm.embedded),
                 "notice": OFFLINE_LLM_NOTICE if llm and llm.embedded else None,
             },
-            "authRequired": bool(config.server.auth_token),
+            "authRequired": bool(config.server.auth_token or config.server.session_token_secret),
+            "tokenUrl": config.server.token_url,
         }
+
+    admission = Admission(config.server)
 
     @app.post("/api/sessions", status_code=201)
     async def open_session(request: Request) -> JSONResponse:
-        token = config.server.auth_token
-        if token and request.headers.get("authorization", "") != f"Bearer {token}":
-            raise ApiError(401, "unauthorized", "a valid 'Authorization: Bearer <token>' header is required")
+        try:
+            ticket = admission.check(
+                request.client.host if request.client else None,
+                request.headers.get("x-forwarded-for"),
+                request.headers.get("authorization", ""),
+            )
+        except AccessDenied as denied:
+            runtime.metrics.sessions_rejected.labels(reason=denied.code).inc()
+            retry = {"Retry-After": str(denied.retry_after_s)} if denied.retry_after_s else None
+            raise ApiError(denied.status, denied.code, str(denied), retry) from None
+        try:
+            session, answer = await _open(request)
+        except BaseException:
+            admission.refund(ticket)  # full, draining, bad offer: the client's retry may use the same token
+            raise
+        return JSONResponse({"session_id": session.id, "sdp": answer.sdp, "type": answer.type}, status_code=201)
+
+    async def _open(request: Request):
         if runtime.sessions is None:
             reason = runtime.load_error or "models are still loading"
             raise ApiError(503, "not_ready", f"the runtime is not ready: {reason}", {"Retry-After": "5"})
         offer = await _read_offer(request, config.server.max_body_bytes)
         try:
-            session, answer = await runtime.sessions.open(offer)
+            return await runtime.sessions.open(offer)
         except ServerDraining:
             retry = str(config.server.retry_after_s)
             message = f"this server is shutting down and takes no new conversations; try again in {retry} s"
@@ -202,7 +232,6 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
             raise ApiError(503, "capacity", message, {"Retry-After": retry}) from None
         except ValueError as exc:
             raise ApiError(400, "bad_sdp", f"the SDP offer could not be used: {exc}") from None
-        return JSONResponse({"session_id": session.id, "sdp": answer.sdp, "type": answer.type}, status_code=201)
 
     @app.delete("/api/sessions/{session_id}", status_code=204)
     async def close_session(session_id: str) -> Response:

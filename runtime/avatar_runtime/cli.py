@@ -16,6 +16,7 @@ from .models.commands import run as run_models_command
 
 # Never printed by check-config (they may come from the environment, i.e. from Kubernetes Secrets).
 SECRET_FIELDS = {
+    "server": {"auth_token", "session_token_secret"},
     "llm": {"api_key"},
     "hub": {"token"},
     "tts": {"cosyvoice": {"api_key"}},
@@ -34,6 +35,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     check = commands.add_parser("check-config", help="validate a config file and print the merged result")
     check.add_argument("--config", required=True)
+    token = commands.add_parser(
+        "token", help="mint a one-use session token with server.session_token_secret (docs/security.md)"
+    )
+    token.add_argument("--config", help="YAML config file; the secret may also come from AVATAR_SESSION_TOKEN_SECRET")
+    token.add_argument("--ttl", type=float, default=60.0, help="seconds the token stays valid (default 60)")
     add_models_parser(commands)
     add_doctor_parser(commands)
     add_config_parser(commands)
@@ -56,7 +62,26 @@ def main(argv: list[str] | None = None) -> int:
         return run_models_command(args, config)
     if args.command == "doctor":
         return run_doctor(args, config)
+    if args.command == "token":
+        return _mint_token(config, args.ttl)
     return _serve(config, args)
+
+
+def _mint_token(config, ttl_s: float) -> int:
+    from .access import mint_session_token
+
+    secret, limit = config.server.session_token_secret, config.server.session_token_max_ttl_s
+    if not secret:
+        print(
+            "avatar-runtime: no server.session_token_secret (or AVATAR_SESSION_TOKEN_SECRET) to sign with",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0 < ttl_s <= limit:
+        print(f"avatar-runtime: --ttl must be in (0, {limit:g}] (server.session_token_max_ttl_s)", file=sys.stderr)
+        return 2
+    print(mint_session_token(secret, ttl_s))
+    return 0
 
 
 def _serve(config, args) -> int:

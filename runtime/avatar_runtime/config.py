@@ -1,8 +1,8 @@
 """Runtime configuration: one YAML file, every key documented in `default_config.yaml`, validated at start.
 
 Precedence: built-in defaults < config file < environment (`OPENAI_BASE_URL`, `OPENAI_API_KEY`,
-`AVATAR_LLM_MODEL`, `AVATAR_MODEL_DIR`, `AVATAR_TURN_SECRET`, `DASHSCOPE_API_KEY`, hub variables). A bad file
-raises `ConfigError` with one line naming the key.
+`AVATAR_LLM_MODEL`, `AVATAR_MODEL_DIR`, `AVATAR_TURN_SECRET`, `AVATAR_SESSION_TOKEN_SECRET`, `DASHSCOPE_API_KEY`,
+hub variables). A bad file raises `ConfigError` with one line naming the key.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .access import parse_networks
 from .models.specs import HubSettings, ModelSpecList, default_models
 
 
@@ -190,6 +191,35 @@ class ServerConfig(_Section):
     )
     web_dir: str | None = Field(None, description="built web client; default: <repo>/web/dist, else a minimal page")
     auth_token: str | None = Field(None, description="if set, POST /api/sessions needs 'Authorization: Bearer ...'")
+    session_token_secret: str | None = Field(
+        None, min_length=32, description="HMAC key of signed one-use session tokens (env AVATAR_SESSION_TOKEN_SECRET)"
+    )
+    token_url: str | None = Field(
+        None, description="where the page fetches a fresh session token before each session (your backend)"
+    )
+    session_token_max_ttl_s: float = Field(300.0, gt=0, le=86400, description="longest lifetime a token may have")
+    sessions_per_minute: float = Field(12.0, ge=0, description="POST /api/sessions per client address (0 = no limit)")
+    sessions_burst: int = Field(4, ge=1, description="... of which at once")
+    trusted_proxies: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_TRUSTED_PROXIES),
+        description="peers whose X-Forwarded-For names the client (ingress, load balancer)",
+    )
+    max_session_s: float = Field(3600.0, ge=0, description="a session ends after this long (0 = never)")
+    session_warning_s: float = Field(60.0, ge=0, description="event session_ending this long before that end")
+    client_messages_per_s: float = Field(10.0, gt=0, description="data-channel messages a browser may send per second")
+    client_messages_burst: int = Field(30, ge=1, description="... of which at once")
+    cors_origins: list[str] = Field(
+        default_factory=list, description="other origins whose pages may call the API (default: same origin only)"
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        parse_networks(value)
+        return value
+
+
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
 
 
 class RuntimeConfig(_Section):
@@ -252,6 +282,13 @@ def _apply_env(config: RuntimeConfig, env: dict[str, str]) -> RuntimeConfig:
         config.turn.static_auth_secret = env["AVATAR_TURN_SECRET"]
     if env.get("DASHSCOPE_API_KEY"):
         config.tts.cosyvoice.api_key = env["DASHSCOPE_API_KEY"]
+    if env.get("AVATAR_SESSION_TOKEN_SECRET"):
+        secret = env["AVATAR_SESSION_TOKEN_SECRET"]
+        if len(secret) < 32:  # same rule as the file's key: a short HMAC key can be guessed offline
+            raise ConfigError(
+                "AVATAR_SESSION_TOKEN_SECRET: must be at least 32 characters (e.g. `openssl rand -hex 32`)"
+            )
+        config.server.session_token_secret = secret
     if llm.base_url and not llm.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"llm.base_url must start with http:// or https://, got {llm.base_url!r}")
     return config

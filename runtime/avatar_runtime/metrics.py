@@ -21,6 +21,12 @@ class RuntimeMetrics:
         self.sessions_rejected = Counter(
             "avatar_sessions_rejected_total", "Session requests refused, by reason", ["reason"], registry=r
         )
+        self.client_messages_rejected = Counter(
+            "avatar_client_messages_rejected_total",
+            "Data-channel messages from browsers dropped, by reason (rate_limited, bad_message)",
+            ["reason"],
+            registry=r,
+        )
         self.turn_stage_seconds = Histogram(
             "avatar_turn_stage_seconds", "Per-turn stage latency", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
         )

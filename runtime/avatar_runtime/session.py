@@ -17,6 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from .access import RateLimiter
 from .config import RuntimeConfig
 from .engines.vad_silero import CHUNK_SAMPLES
 from .metrics import RuntimeMetrics
@@ -69,6 +70,9 @@ class Session:
         self._tasks: set[asyncio.Task] = set()
         self._closed = False
         self.created = time.monotonic()
+        server = config.server
+        self._client_messages = RateLimiter(server.client_messages_per_s * 60, server.client_messages_burst)
+        self._rate_error_sent = -1.0
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -80,6 +84,8 @@ class Session:
         self.pc.addTrack(self._track)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._expire_if_never_connected(), "connect-timeout")
+        if self._config.server.max_session_s:
+            self._spawn(self._end_when_time_is_up(), "lifetime")
         return self.pc.localDescription
 
     async def close(self, outcome: str = "closed") -> None:
@@ -132,6 +138,17 @@ class Session:
         if self.pc.connectionState != "connected":
             await self.close("timeout")
 
+    async def _end_when_time_is_up(self) -> None:
+        """`server.max_session_s`: a forgotten tab must not hold a GPU slot (and an LLM key) for ever."""
+        limit = self._config.server.max_session_s
+        warning = min(self._config.server.session_warning_s, limit)
+        await asyncio.sleep(limit - warning)
+        if warning:
+            self.send_event({"type": "session_ending", "seconds_left": round(warning)})
+            await asyncio.sleep(warning)
+        message = f"this conversation reached the server's limit of {limit:g} s; start a new one to go on"
+        await self.end_with_error("session_expired", message, outcome="expired")
+
     def _on_connection_state(self) -> None:
         if self.pc.connectionState in ("failed", "closed"):
             self._spawn(self.close("disconnected"), "close")
@@ -159,9 +176,19 @@ class Session:
         self._send_state("listening")
 
     def _on_client_message(self, message: str | bytes) -> None:
+        if self._client_messages.take("client"):
+            self._metrics.client_messages_rejected.labels(reason="rate_limited").inc()
+            now = time.monotonic()
+            if now - self._rate_error_sent >= 1.0:  # one error a second, not one per dropped message
+                self._rate_error_sent = now
+                per_s = self._config.server.client_messages_per_s
+                text = f"more than {per_s:g} messages a second: messages are being dropped"
+                self.send_event({"type": "error", "code": "rate_limited", "message": text})
+            return
         try:
             event = parse_client_message(message)
         except BadClientMessage as exc:
+            self._metrics.client_messages_rejected.labels(reason="bad_message").inc()
             self.send_event({"type": "error", "code": "bad_message", "message": str(exc)})
             return
         if isinstance(event, TextMessage):

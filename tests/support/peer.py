@@ -107,8 +107,8 @@ class AvatarPeer:
         self._new_event = asyncio.Event()
         self._reader: asyncio.Task | None = None
 
-    async def connect(self, timeout: float = 20.0) -> dict:  # noqa: ASYNC109 - one deadline for HTTP and hello
-        """Offer, get the answer, wait for the `hello` event; returns it."""
+    async def connect(self, timeout: float = 20.0, token: str | None = None) -> dict:  # noqa: ASYNC109
+        """Offer (with `Authorization: Bearer <token>` if given), get the answer, wait for `hello`; returns it."""
         self.channel = self.pc.createDataChannel("avatar")
         self.channel.on("message", self._on_message)
         self.pc.addTrack(self.mic)
@@ -116,7 +116,9 @@ class AvatarPeer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         async with httpx.AsyncClient(timeout=timeout) as client:
             response = await client.post(
-                f"{self.base_url}/api/sessions", json={"sdp": self.pc.localDescription.sdp, "type": "offer"}
+                f"{self.base_url}/api/sessions",
+                json={"sdp": self.pc.localDescription.sdp, "type": "offer"},
+                headers={"Authorization": f"Bearer {token}"} if token else None,
             )
         if response.status_code != 201:
             raise SessionRefused(response.status_code, response.headers, response.json())

@@ -3,7 +3,7 @@
 // a way out — the conversation works without the avatar, and typing works without a microphone.
 import { mountAvatar, AvatarLoadError } from "./avatar/view.js";
 import { ARKIT_BLENDSHAPES, heardLabels, weightsToObject } from "./protocol.js";
-import { AvatarSession, SessionError, fetchConfig, openMicrophone } from "./session.js";
+import { AvatarSession, SessionError, fetchConfig, fetchSessionToken, openMicrophone } from "./session.js";
 import { ExpressionPlayer, PlayoutDelayMeter, measureOutputLatencyMs } from "./sync.js";
 import { Ui } from "./ui.js";
 
@@ -114,8 +114,18 @@ export class App {
     const attempt = ++this._attempt;
     this.ui.clearError();
     this.ui.setConnection("connecting");
-    const token = this.ui.token;
-    if (token) sessionStorage.setItem("avatar-token", token);
+    let token = this.ui.token;
+    if (this.config.tokenUrl) {
+      // One-use tokens from the deployer's backend: a fresh one for every session, reconnects included.
+      try {
+        token = await fetchSessionToken(this.config.tokenUrl);
+      } catch (e) {
+        if (attempt !== this._attempt) return;
+        this.ui.setConnection("idle");
+        this.ui.showError({ kind: "auth", message: e.message, actions: [{ label: "Try again", run: () => this.connect() }] });
+        return;
+      }
+    } else if (token) sessionStorage.setItem("avatar-token", token);
     // Started inside the click (an AudioContext may run only after a gesture); it resolves while we connect.
     this._latencyProbe ??= measureOutputLatencyMs().then((ms) => {
       this.outputLatencyMs = ms;
@@ -219,7 +229,14 @@ export class App {
       case "latency":
         ui.showLatency(event.turn, event.ms || {}, this.meter ? this.meter.delayMs : null);
         break;
+      case "session_ending":
+        ui.systemLine(`This conversation ends in ${event.seconds_left} s: the server limits how long one lasts.`);
+        break;
       case "error":
+        if (event.code === "session_expired") {
+          ui.systemLine("This conversation reached its time limit. Reconnect to start a new one.");
+          break;
+        }
         if (event.code === "server_shutdown") {
           // This server is being replaced (scale-down, upgrade): the next session lands on another one.
           this._reconnectWhenLost = true;

@@ -117,6 +117,33 @@ function iceGatheringDone(pc, timeoutMs) {
  * - `lost`: `{error}` a SessionError('lost'): the connection broke (not after hangUp())
  * - `track`: `{receiver, stream}` the avatar's voice arrived
  */
+/**
+ * A fresh one-use session token from the deployer's backend (`server.token_url`, sent with the page's cookies):
+ * the answer is the token as text, or JSON `{"token": ...}`. Throws a SessionError of kind "auth" saying why.
+ */
+export async function fetchSessionToken(url, fetchImpl = fetch) {
+  let response;
+  try {
+    response = await fetchImpl(url, { credentials: "include", cache: "no-store" });
+  } catch (e) {
+    throw new SessionError("auth", `The sign-in service at ${url} could not be reached (${e.message}).`);
+  }
+  if (!response.ok) {
+    throw new SessionError("auth", `The sign-in service at ${url} refused a conversation token (HTTP ${response.status}).`);
+  }
+  const text = (await response.text()).trim();
+  let token = text;
+  if (text.startsWith("{")) {
+    try {
+      token = String(JSON.parse(text).token ?? "");
+    } catch {
+      token = "";
+    }
+  }
+  if (!token || /\s/.test(token)) throw new SessionError("auth", `The sign-in service at ${url} sent no token.`);
+  return token;
+}
+
 export class AvatarSession extends EventTarget {
   /**
    * @param {{config: object, audio: HTMLAudioElement, token?: string, baseUrl?: string,
