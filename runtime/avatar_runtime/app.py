@@ -105,9 +105,17 @@ async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
         body += piece
         if len(body) > limit:
             raise ApiError(413, "body_too_large", f"request body larger than {limit} bytes")
+    return offer_from_body(bytes(body))
+
+
+MAX_SDP_LINES = 400  # a browser's offer has ~60-120 lines; aiortc's parser is not written for hostile input
+
+
+def offer_from_body(body: bytes) -> RTCSessionDescription:
+    """The `POST /api/sessions` body → the browser's SDP offer; anything else is an ApiError(400) saying what."""
     try:
         payload = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise ApiError(400, "bad_json", "request body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", 'body must be a JSON object {"sdp": ..., "type": "offer"}')
@@ -116,6 +124,8 @@ async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
         raise ApiError(400, "bad_request", 'field "type" must be "offer"')
     if not isinstance(sdp, str) or not sdp.startswith("v=0"):
         raise ApiError(400, "bad_sdp", 'field "sdp" must be an SDP offer (text starting with "v=0")')
+    if sdp.count("\n") > MAX_SDP_LINES:
+        raise ApiError(400, "bad_sdp", f"the SDP offer has more than {MAX_SDP_LINES} lines")
     if "m=audio" not in sdp:
         raise ApiError(400, "bad_sdp", "the offer has no audio section: send the microphone as an audio track")
     if "m=application" not in sdp:

@@ -239,8 +239,9 @@ class RuntimeConfig(_Section):
 
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
-    where = ".".join(str(part) for part in first["loc"]) or "config"
-    return f"{where}: {first['msg']}"
+    # A key may hold anything YAML allows, newlines included: show such a key quoted, so the message stays one line.
+    where = ".".join(str(p) if str(p).isprintable() else repr(p) for p in first["loc"]) or "config"
+    return f"{where}: {' '.join(str(first['msg']).split())}"
 
 
 def load_config(path: str | Path | None = None, env: dict[str, str] | None = None) -> RuntimeConfig:
@@ -253,6 +254,8 @@ def load_config(path: str | Path | None = None, env: dict[str, str] | None = Non
             loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(f"config file {path} does not exist") from None
+        except RecursionError:
+            raise ConfigError(f"config file {path} nests too deeply to be a config") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""

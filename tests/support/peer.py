@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import av
 import httpx
 import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from avatar_runtime.audio import resample
 from avatar_runtime.protocol import ExpressionFrame, decode_frame
@@ -94,13 +94,16 @@ class Received:
 
 
 class AvatarPeer:
-    def __init__(self, base_url: str, receive_jitter_packets: int | None = None) -> None:
+    def __init__(
+        self, base_url: str, receive_jitter_packets: int | None = None, configuration: RTCConfiguration | None = None
+    ) -> None:
         """`receive_jitter_packets`: the reply audio's jitter-buffer depth; None keeps this process's setting
-        (a peer in the runtime's own process shares the runtime's microphone tuning)."""
+        (a peer in the runtime's own process shares the runtime's microphone tuning). `configuration`: ICE servers
+        and policy, as a browser takes them from /api/config (default: none, host candidates only)."""
         self.base_url = base_url
         self.receive_jitter_packets = receive_jitter_packets
         self.mic = ScriptedMicrophone()
-        self.pc = RTCPeerConnection()
+        self.pc = RTCPeerConnection(configuration)
         self.received = Received()
         self.session_id: str | None = None
         self.channel = None

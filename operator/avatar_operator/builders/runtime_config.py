@@ -117,6 +117,19 @@ def values(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None =
     return merged
 
 
+class _ConfigDumper(yaml.SafeDumper):
+    """PyYAML writes NEL, LINE SEPARATOR and PARAGRAPH SEPARATOR raw into a quoted scalar with allow_unicode, and its
+    reader then folds them into a space (found by tests/fuzz): such strings go double-quoted, where they are escaped."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if any(ch in value for ch in "\x85\u2028\u2029") else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ConfigDumper.add_representer(str, _represent_str)
+
+
 def render(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None = None) -> str:
     """The config file's text (deterministic: same spec, same bytes, so its checksum only moves when it changes)."""
     header = (
@@ -124,7 +137,7 @@ def render(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None =
         "# Edit the AvatarDeployment (spec.runtimeConfig for any other key), not this file.\n"
     )
     config = values(owner, spec, avatar_dir=avatar_dir)
-    return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True, width=120)
+    return header + yaml.dump(config, Dumper=_ConfigDumper, sort_keys=False, allow_unicode=True, width=120)
 
 
 def checksum(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None = None) -> str:

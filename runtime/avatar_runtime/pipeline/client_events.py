@@ -38,7 +38,7 @@ def parse_client_message(message: str | bytes) -> ClientEvent:
         raise BadClientMessage(f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
         event = json.loads(message)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # "[[[[…" within the size limit nests past Python's stack
         raise BadClientMessage("message is not valid JSON") from None
     if not isinstance(event, dict) or not isinstance(event.get("type"), str):
         raise BadClientMessage('message must be a JSON object with a string "type"')
