@@ -268,8 +268,15 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
             return _error(503, "draining", f"shutting down; {runtime.active_sessions} live sessions finishing")
         return JSONResponse({"status": "ready"})
 
+    public_hosts = {host.lower() for host in config.server.public_hosts}
+
     @app.get("/metrics")
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Under the public name (through the ingress) the internet would read our load; Prometheus and the
+        # operator reach pods by address, so they still get it.
+        host = request.headers.get("host", "").rsplit(":", 1)[0].strip("[]").lower()
+        if host in public_hosts:
+            raise ApiError(404, "not_found", "Not Found")
         return Response(generate_latest(runtime.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     # Last, so the API routes above win: the browser client and its assets.

@@ -208,6 +208,9 @@ class ServerConfig(_Section):
     session_warning_s: float = Field(60.0, ge=0, description="event session_ending this long before that end")
     client_messages_per_s: float = Field(10.0, gt=0, description="data-channel messages a browser may send per second")
     client_messages_burst: int = Field(30, ge=1, description="... of which at once")
+    public_hosts: list[str] = Field(
+        default_factory=list, description="names users reach this server by: /metrics answers 404 under them"
+    )
     cors_origins: list[str] = Field(
         default_factory=list, description="other origins whose pages may call the API (default: same origin only)"
     )

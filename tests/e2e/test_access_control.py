@@ -94,6 +94,19 @@ async def test_every_answer_carries_the_security_headers_and_no_cors_by_default(
     assert "access-control-allow-origin" not in preflight.headers
 
 
+async def test_metrics_are_not_served_under_the_public_name(serve):
+    server = serve(None, public_hosts=["avatar.example.com"])
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        direct = await client.get("/metrics")  # Prometheus or the operator: the pod's address as Host
+        public = [
+            await client.get("/metrics", headers={"Host": h}) for h in ("avatar.example.com", "AVATAR.example.com:443")
+        ]
+        page = await client.get("/api/config", headers={"Host": "avatar.example.com"})
+    assert direct.status_code == 200 and "avatar_sessions_active" in direct.text
+    assert [r.status_code for r in public] == [404, 404] and all("avatar_" not in r.text for r in public)
+    assert page.status_code == 200  # everything else is served under the public name as before
+
+
 async def test_cors_only_for_the_configured_origins(serve):
     server = serve(None, cors_origins=["https://app.example.com"])
     async with httpx.AsyncClient(base_url=server.url) as client:

@@ -308,6 +308,15 @@ def test_avatar_dir_points_into_the_cache_only_when_asked(tmp_path):
     assert made["data"]["config.yaml"] == runtime_config.render(OWNER, spec, avatar_dir="/models/avatars")
 
 
+def test_metrics_are_hidden_under_the_public_host_only_when_there_is_one(tmp_path):
+    assert _load(_spec(CPU, ingress={"host": "avatar.example.com"}), tmp_path).server.public_hosts == [
+        "avatar.example.com"
+    ]
+    gateway = {"parentRef": {"name": "gw"}, "hostname": "talk.example.com"}
+    assert _load(_spec(CPU, gateway=gateway), tmp_path).server.public_hosts == ["talk.example.com"]
+    assert _load(_spec(CPU), tmp_path).server.public_hosts == []
+
+
 def test_tts_engine_and_voice(tmp_path):
     config = _load(_spec(VARIANTS["tts-cosyvoice"]), tmp_path)
     assert (config.tts.engine, config.tts.voice) == ("cosyvoice", "longxiaochun")

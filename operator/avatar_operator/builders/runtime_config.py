@@ -17,6 +17,7 @@ import yaml
 from ..spec import AvatarDeploymentSpec, SpecError
 from . import coturn
 from .common import CONFIG_DIR, CONFIG_KEY, MODEL_DIR, RUNTIME_PORT, Owner, child
+from .ingress import public_host
 
 COMPONENT = "runtime"
 CONFIG_PATH = f"{CONFIG_DIR}/{CONFIG_KEY}"
@@ -98,6 +99,9 @@ def values(owner: Owner, spec: AvatarDeploymentSpec, *, avatar_dir: str | None =
             # A full pod's 503 says "retry in 1 s": in a cluster other pods have room (the Ingress and the web
             # client retry on another pod), unlike a single host where waiting 10 s for a free seat is right.
             "retry_after_s": RETRY_AFTER_S,
+            # /metrics answers 404 under the public name: the ingress must not hand our load figures to the internet
+            # (Prometheus and the operator's own reads reach the pods by address).
+            **({"public_hosts": [host]} if (host := public_host(spec)) else {}),
         },
         "asr": asr,
         "a2e": a2e,
