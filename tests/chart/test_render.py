@@ -274,3 +274,28 @@ def test_notes_warn_first_then_say_how_to_check_reach_and_open_the_avatar():
     assert "WARNING" not in quiet and "kubectl -n <namespace> wait avd/<name> --for=condition=Ready" in quiet
     lonely = notes("--set", "operator.peering.enabled=true", "--set", "operator.podCIDRs={10.42.0.0/16}")
     assert lonely.startswith("WARNING: operator.peering.enabled with operator.replicas=1")
+
+
+def test_network_policy_lets_the_operator_reach_only_dns_and_the_api_and_be_reached_only_on_health():
+    docs = default_render()
+    policy, deployment = find(docs, "NetworkPolicy"), find(docs, "Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels.items() >= policy["spec"]["podSelector"]["matchLabels"].items()  # it selects the operator pod
+    assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    container_ports = {p["name"] for p in deployment["spec"]["template"]["spec"]["containers"][0]["ports"]}
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress == {"ports": [{"port": "health", "protocol": "TCP"}]} and "health" in container_ports
+    dns, api = policy["spec"]["egress"]
+    assert "to" not in dns and {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert [p["port"] for p in api["ports"]] == [443, 6443]
+    assert [b["ipBlock"]["cidr"] for b in api["to"]] == ["0.0.0.0/0", "::/0"]
+
+    narrowed = find(
+        template(
+            "--set", "networkPolicy.apiServerCIDRs={172.20.0.10/32}", "--set", "networkPolicy.apiServerPorts={6443}"
+        ),
+        "NetworkPolicy",
+    )
+    assert narrowed["spec"]["egress"][1] == {"to": [{"ipBlock": {"cidr": "172.20.0.10/32"}}],
+                                              "ports": [{"port": 6443, "protocol": "TCP"}]}  # fmt: skip
+    assert not [d for d in template("--set", "networkPolicy.enabled=false") if d["kind"] == "NetworkPolicy"]

@@ -112,6 +112,8 @@ BAD_VALUES = [  # (helm arguments, the message's key path, what it says)
     (["--set", "operator.watchNamespaces[0]=Team_B"], "'/operator/watchNamespaces/0'", "does not match pattern"),
     (["--set", "metrics.podMonitor.interval=15 seconds"], "'/metrics/podMonitor/interval'", "does not match"),
     (["--set", "examples.avatarDeployment.gpu=-1"], "'/examples/avatarDeployment/gpu'", "minimum: got -1, want 0"),
+    (["--set", "networkPolicy.apiServerPorts={0}"], "'/networkPolicy/apiServerPorts/0'", "minimum: got 0, want 1"),
+    (["--set", "networkPolicy.apiServerCIDRs={10.0.0.1}"], "'/networkPolicy/apiServerCIDRs/0'", "does not match"),
     (["--set", "examples.avatarDeployment.tlsIssuer.kind=Vault"], "'/examples/avatarDeployment/tlsIssuer/kind'",
      "value must be one of 'Issuer', 'ClusterIssuer'"),
 ]  # fmt: skip
