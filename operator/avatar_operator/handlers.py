@@ -65,6 +65,14 @@ STATUS_FIELDS = {
 Key = tuple[str, str]  # (kind, name) of a child
 
 
+TRANSIENT_API_ERRORS = {409, 429, 500, 502, 503, 504}  # a conflict is a race with another writer: read and retry
+
+
+def retry_delay_s(retry: int) -> float:
+    """Seconds before the next try after `retry` failed ones: 1, 2, 4 … capped at a minute."""
+    return float(min(60, 2 ** min(retry, 6)))
+
+
 @dataclass(frozen=True)
 class OperatorConfig:
     """What the CLI (or a test) decides; the rest of the settings are fixed in `configure`."""
@@ -395,15 +403,22 @@ def register(registry: kopf.OperatorRegistry, config: OperatorConfig) -> None:
         return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
 
     def handler(reconcile: Callable[[Kube, dict[str, Any], datetime], dict[str, Any]]) -> Callable[..., None]:
-        def handle(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-            with _lock(body["metadata"]["uid"]):
-                # Read the object again under the lock: a timer's body may predate an update handled meanwhile,
-                # and reconciling an old spec would undo it until the next pass.
-                meta = body["metadata"]
-                fresh = memo.kube.get(f"{GROUP}/{VERSION}", body["kind"], meta["namespace"], meta["name"])
-                if fresh is None or fresh["metadata"].get("uid") != meta["uid"]:
-                    return  # deleted meanwhile: its children go with it (owner references)
-                new = reconcile(memo.kube, fresh, datetime.now(UTC))
+        def handle(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, retry: int = 0, **_: Any) -> None:
+            try:
+                with _lock(body["metadata"]["uid"]):
+                    # Read the object again under the lock: a timer's body may predate an update handled meanwhile,
+                    # and reconciling an old spec would undo it until the next pass.
+                    meta = body["metadata"]
+                    fresh = memo.kube.get(f"{GROUP}/{VERSION}", body["kind"], meta["namespace"], meta["name"])
+                    if fresh is None or fresh["metadata"].get("uid") != meta["uid"]:
+                        return  # deleted meanwhile: its children go with it (owner references)
+                    new = reconcile(memo.kube, fresh, datetime.now(UTC))
+            except ApiError as exc:
+                if exc.status not in TRANSIENT_API_ERRORS:
+                    raise
+                # An overloaded or briefly failing API server (or a webhook behind it): try again soon, backing
+                # off, instead of kopf's fixed 10 s for handlers and 60 s for a failed timer.
+                raise kopf.TemporaryError(f"the API server answered {exc}", delay=retry_delay_s(retry)) from exc
             _write_status(fresh, new, patch)
 
         return handle

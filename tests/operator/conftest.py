@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp.web
 import kmock
 import kopf
 import pytest
@@ -48,8 +49,20 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     """
 
     _versions = itertools.count(1000)
+    # Injected API failures: each [method, path fragment, status, times left] answers matching requests with that
+    # status (a Kubernetes `Status` body) before anything is stored, as an overloaded or flaky API server would.
+    faults: list[list[Any]] = []
 
     async def _handle(self, request: kmock.Request):  # type: ignore[override]
+        for fault in self.faults:
+            method, fragment, status, left = fault
+            if left > 0 and request.method.value == method and fragment in request.url.path:
+                fault[3] -= 1
+                body = {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": status,
+                        "reason": {409: "Conflict", 429: "TooManyRequests"}.get(status, "InternalError"),
+                        "message": f"injected {status} for {method} {request.url.path}"}  # fmt: skip
+                headers = {"Retry-After": "1"} if status == 429 else None
+                return aiohttp.web.json_response(body, status=status, headers=headers)
         data = request.data
         if request.resource is not None and isinstance(data, dict):
             if request.action == kmock.action.CREATE:
