@@ -35,7 +35,10 @@ def serve(shared_engines):
             config.llm.base_url = stub.base_url
             config.llm.model = "stub-model"
             llm = OpenAILLM(
-                base_url=stub.base_url, api_key="test-key", model="stub-model", timeout_s=config.llm.timeout_s
+                base_url=stub.base_url,
+                api_key=config.llm.api_key or "test-key",
+                model="stub-model",
+                timeout_s=config.llm.timeout_s,
             )
         engines = Engines(shared_engines.vad, shared_engines.asr, llm, shared_engines.tts, shared_engines.a2e)
         return stack.enter_context(RuntimeServer(config, engines))

@@ -108,6 +108,24 @@ async def _read_offer(request: Request, limit: int) -> RTCSessionDescription:
     return offer_from_body(bytes(body))
 
 
+# The body of POST /api/sessions, for the OpenAPI document (the route reads the raw body itself: offer_from_body).
+_OFFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["sdp", "type"],
+                    "properties": {
+                        "sdp": {"type": "string", "description": "the browser's SDP offer (non-trickle ICE)"},
+                        "type": {"type": "string", "enum": ["offer"]},
+                    },
+                }
+            }
+        },
+    }
+}
 MAX_SDP_LINES = 400  # a browser's offer has ~60-120 lines; aiortc's parser is not written for hostile input
 
 
@@ -206,7 +224,7 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
 
     admission = Admission(config.server)
 
-    @app.post("/api/sessions", status_code=201)
+    @app.post("/api/sessions", status_code=201, openapi_extra=_OFFER_BODY)
     async def open_session(request: Request) -> JSONResponse:
         try:
             ticket = admission.check(

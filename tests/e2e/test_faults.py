@@ -165,3 +165,27 @@ async def test_a_client_that_vanishes_mid_reply_leaves_nothing_running(serve):
                 break
             await asyncio.sleep(0.1)
         assert server.call(lambda: len(asyncio.all_tasks())) <= baseline
+
+
+async def test_secrets_never_reach_logs_events_or_the_config(serve, caplog):
+    llm_key, turn_secret = "sk-live-DO-NOT-LEAK-4242", "turn-secret-DO-NOT-LEAK-9999"
+    with OpenAIStubServer(api_key="the-right-key") as llm:  # our key is refused: 401, a logged error
+        config = load_config(env={})
+        config.llm.api_key = llm_key
+        config.turn.urls = ["turn:turn.example.com:3478"]
+        config.turn.static_auth_secret = turn_secret
+        server = serve(llm, config)
+        caplog.set_level("DEBUG")
+        peer = AvatarPeer(server.url)
+        await peer.connect()
+        end, errors = await _ask(peer, "hello")
+        assert end["reason"] == "error" and errors[0]["code"] == "llm_unavailable"
+        async with httpx.AsyncClient() as client:
+            public = (await client.get(server.url + "/api/config")).text + (
+                await client.get(server.url + "/metrics")
+            ).text
+        await peer.close()
+        assert llm.last_request.headers.get("authorization") == f"Bearer {llm_key}"  # it was really used
+    seen = caplog.text + public + json.dumps([event for _, event in peer.received.events])
+    assert "401" in caplog.text or "401" in json.dumps(errors)  # the failure itself is reported ...
+    assert llm_key not in seen and turn_secret not in seen  # ... the secrets are not
