@@ -208,6 +208,10 @@ class ServerConfig(_Section):
     session_warning_s: float = Field(60.0, ge=0, description="event session_ending this long before that end")
     client_messages_per_s: float = Field(10.0, gt=0, description="data-channel messages a browser may send per second")
     client_messages_burst: int = Field(30, ge=1, description="... of which at once")
+    max_channel_backlog_bytes: int = Field(
+        262144, ge=4096, description="data not yet taken by the browser above which expression frames are dropped"
+    )
+    slow_client_timeout_s: float = Field(15.0, gt=0, description="a browser that stays that far behind is dropped")
     public_hosts: list[str] = Field(
         default_factory=list, description="names users reach this server by: /metrics answers 404 under them"
     )

@@ -21,6 +21,11 @@ class RuntimeMetrics:
         self.sessions_rejected = Counter(
             "avatar_sessions_rejected_total", "Session requests refused, by reason", ["reason"], registry=r
         )
+        self.frames_dropped = Counter(
+            "avatar_expression_frames_dropped_total",
+            "Expression frames not sent because the browser was not taking its data channel's data",
+            registry=r,
+        )
         self.client_messages_rejected = Counter(
             "avatar_client_messages_rejected_total",
             "Data-channel messages from browsers dropped, by reason (rate_limited, bad_message)",

@@ -73,6 +73,7 @@ class Session:
         server = config.server
         self._client_messages = RateLimiter(server.client_messages_per_s * 60, server.client_messages_burst)
         self._rate_error_sent = -1.0
+        self._behind_since: float | None = None  # when the data channel's backlog went over the limit
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -312,8 +313,11 @@ class Session:
 
     def _on_pull(self, pulled: PullResult) -> None:
         channel_open = self._channel is not None and self._channel.readyState == "open"
-        for frame in pulled.frames:
-            if channel_open:
+        if channel_open and not self._client_keeps_up():
+            # Frames that wait behind a backlog would be shown late anyway: drop them rather than queue without end.
+            self._metrics.frames_dropped.inc(len(pulled.frames))
+        elif channel_open:
+            for frame in pulled.frames:
                 self._channel.send(encode_frame(frame.turn, frame.pts_ms, frame.weights, frame.last))
         if pulled.frames:
             self._metrics.expression_frames.inc(len(pulled.frames))
@@ -324,6 +328,22 @@ class Session:
             if handle is not None and handle.turn == pulled.finished_turn:
                 self._current = None
                 self._end_turn(handle, "done", heard_text="".join(handle.produced_text))
+
+    def _client_keeps_up(self) -> bool:
+        """Whether the browser takes its data channel's data; one that stays behind too long is disconnected."""
+        server = self._config.server
+        if self._channel.bufferedAmount <= server.max_channel_backlog_bytes:
+            self._behind_since = None
+            return True
+        now = time.monotonic()
+        if self._behind_since is None:
+            self._behind_since = now
+            log.warning("session %s: the browser is not taking its data (%d bytes waiting)", self.id,
+                        self._channel.bufferedAmount)  # fmt: skip
+        elif now - self._behind_since > server.slow_client_timeout_s and not self._closed:
+            self._behind_since = None
+            self._spawn(self.close("slow_client"), "close")
+        return False
 
     def _on_first_audio(self, turn: int) -> None:
         now = time.perf_counter()

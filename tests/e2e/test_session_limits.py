@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from tests.support.openai_server import OpenAIStubServer
 from tests.support.peer import AvatarPeer
 
 
@@ -72,3 +73,39 @@ async def test_a_message_flood_is_dropped_with_one_error_and_the_session_goes_on
         assert done["reason"] == "done"
     await flooder.close()
     await neighbour.close()
+
+
+async def test_a_browser_that_stops_reading_loses_frames_then_its_session_and_nobody_else_waits(serve):
+    long_reply = "Here is the weather for today, in some detail. " * 6  # ~15 s of speech: frames keep coming
+    with OpenAIStubServer(replies=lambda request: long_reply if "weather" in str(request.body) else "Hi!") as llm:
+        await _stop_reading_and_watch(serve(llm, max_channel_backlog_bytes=4096, slow_client_timeout_s=2.0))
+
+
+async def _stop_reading_and_watch(server) -> None:
+    stalled, neighbour = AvatarPeer(server.url), AvatarPeer(server.url)
+    await stalled.connect()
+    await neighbour.connect()
+
+    async def swallow(_chunk) -> None:  # its SCTP stops taking data: nothing is acknowledged, the server's queue grows
+        return None
+
+    stalled.pc.sctp._receive_data_chunk = swallow
+    stalled.send({"type": "text", "text": "Hello there, please tell me about the weather today"})
+    before = len(neighbour.received.events)
+    neighbour.send({"type": "text", "text": "Hello there"})
+    done = await neighbour.wait_event("turn_end", timeout=20, after=before)
+    assert done["reason"] == "done"  # served as usual meanwhile
+
+    for _ in range(200):
+        if server.runtime.sessions.active == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert server.runtime.sessions.active == 1  # the stalled one was dropped, the neighbour stays
+    async with httpx.AsyncClient() as client:
+        metrics = (await client.get(server.url + "/metrics")).text
+    assert 'avatar_sessions_total{outcome="slow_client"} 1.0' in metrics
+    dropped = next(float(line.split()[-1]) for line in metrics.splitlines()
+                   if line.startswith("avatar_expression_frames_dropped_total "))  # fmt: skip
+    assert dropped > 0
+    await neighbour.close()
+    await stalled.pc.close()
