@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 from pathlib import Path
 
 from avatar_runtime.session import Session
@@ -45,7 +46,7 @@ async def test_200_open_close_cycles(serve):
         await peer.close()
     await asyncio.sleep(0.3)
     gc.collect()
-    tasks_before, rss_before = _tasks(server), _rss_mb()
+    tasks_before, rss_before, threads_before = _tasks(server), _rss_mb(), threading.active_count()
     errors = 0
     for _ in range(CYCLES):
         peer = AvatarPeer(server.url)
@@ -55,10 +56,13 @@ async def test_200_open_close_cycles(serve):
     tasks_after = await _settle(server, tasks_before)
     gc.collect()
     rss_after = _rss_mb()
+    threads_after = threading.active_count()
     print(f"\nsoak: {CYCLES} open/close cycles: {errors} errors; server tasks {tasks_before} -> {tasks_after}; "
+          f"threads {threads_before} -> {threads_after}; "
           f"RSS {rss_before:.0f} -> {rss_after:.0f} MB ({rss_after - rss_before:+.1f})")  # fmt: skip
     assert errors == 0
     assert tasks_after <= tasks_before
+    assert threads_after <= threads_before + 2  # executor threads may have grown to their cap, nothing per session
     assert sum(type(obj) is Session for obj in gc.get_objects()) == 0
     assert rss_after - rss_before < 40  # ~0.2 MB a session would be a leak: 200 cycles make it 40 MB
 
