@@ -18,7 +18,7 @@ def _documents() -> list[dict]:
 def test_every_object_is_valid():
     docs = _documents()
     assert [d["kind"] for d in docs] == [
-        "Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"
+        "Namespace", "NetworkPolicy", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Service", "Deployment"
     ]  # fmt: skip
     for doc in docs:
         validate_builtin(doc)
