@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from avatar_runtime.pipeline.sentences import SentenceChunker
+from avatar_runtime.pipeline.sentences import SentenceChunker, ends_sentence
 
 
 def chunk(text: str, step: int = 1, **kwargs) -> list[str]:
@@ -176,3 +176,12 @@ def test_long_piece_is_split_at_last_clause_boundary_then_space() -> None:
     assert " ".join(pieces) == " ".join(text.split())
     words = chunk("word " * 50, max_chars=40)
     assert all(len(p) <= 40 for p in words) and " ".join(words).split() == ["word"] * 50
+
+
+@pytest.mark.parametrize(
+    ("piece", "ends"),
+    [("It works.", True), ('He said "yes!"', True), ("你好。", True), ("Well honestly,", False),
+     ("It is a quarter past ten", False), ("", False), ("Really?)", True)],
+)  # fmt: skip
+def test_ends_sentence_tells_a_sentence_from_a_clause_or_a_phrase(piece, ends):
+    assert ends_sentence(piece) is ends

@@ -21,7 +21,7 @@ import numpy as np
 from ..audio import resample, trim_leading_silence, trim_trailing_silence
 from ..engines.base import ASREngine, ExpressionEngine, LLMEngine, SpeechChunk, Transcription, TTSEngine
 from .playout import Playout
-from .sentences import SentenceChunker
+from .sentences import SentenceChunker, ends_sentence
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class ReplyWorker:
                 raise ReplyFailed("tts_failed", f"speech synthesis failed: {exc}") from exc
             finally:
                 await _aclose(stream)
-            trim_lead = not sentence.rstrip(_CLOSERS).endswith(_SENTENCE_ENDS)
+            trim_lead = not ends_sentence(sentence)
         tail = await self._expression(expression.flush())
         handle.deliver(lambda: self._finish(turn, tail))
 
@@ -227,10 +227,6 @@ class ReplyWorker:
     def _finish(self, turn: int, tail: list[np.ndarray]) -> None:
         self._playout.add_frames(turn, tail)
         self._playout.end_turn(turn)
-
-
-_SENTENCE_ENDS = (".", "!", "?", "…", "。", "！", "？")
-_CLOSERS = "\"')]}”’」』）》"
 
 
 def _trim_leading_silence(chunk: SpeechChunk) -> SpeechChunk:

@@ -69,6 +69,12 @@ _PHRASE_OPENERS = {
 _WORD = re.compile(r"\S+")
 
 
+def ends_sentence(piece: str) -> bool:
+    """Whether a piece handed to TTS ends a sentence (rather than a clause or a phrase cut for latency)."""
+    text = piece.rstrip().rstrip(_CLOSERS)
+    return bool(text) and text[-1] in _SENTENCE_END + _CJK_SENTENCE_END
+
+
 def _is_cjk(ch: str) -> bool:
     return "\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" or "\uff00" <= ch <= "\uffef"
 
