@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from avatar_runtime.config import RuntimeConfig, load_config
+from avatar_runtime.engines.base import TTSEngine
 from avatar_runtime.engines.llm_openai import OpenAILLM
 from avatar_runtime.engines.loader import build_engines
+from avatar_runtime.expression.cues import TOOLS
 from avatar_runtime.pipeline.reply import Engines
 
 from tests.support.openai_server import OpenAIStubServer
@@ -23,10 +25,13 @@ def shared_engines() -> Engines:
 
 @pytest.fixture
 def serve(shared_engines):
-    """`serve(stub, **server_settings)` → a running RuntimeServer whose LLM is the given stub server."""
+    """`serve(stub, config=None, tts=None, **server_settings)` → a running RuntimeServer whose LLM is the given stub
+    server (and whose TTS is `tts`, e.g. a recorder around the shared engine)."""
     stack = contextlib.ExitStack()
 
-    def start(stub: OpenAIStubServer | None, config: RuntimeConfig | None = None, **server) -> RuntimeServer:
+    def start(
+        stub: OpenAIStubServer | None, config: RuntimeConfig | None = None, *, tts: TTSEngine | None = None, **server
+    ) -> RuntimeServer:
         config = config or load_config(env={})
         for key, value in server.items():
             setattr(config.server, key, value)
@@ -39,8 +44,10 @@ def serve(shared_engines):
                 api_key=config.llm.api_key or "test-key",
                 model="stub-model",
                 timeout_s=config.llm.timeout_s,
+                tools=TOOLS if config.expression.llm_control == "tools" else None,
             )
-        engines = Engines(shared_engines.vad, shared_engines.asr, llm, shared_engines.tts, shared_engines.a2e)
+        tts = tts or shared_engines.tts
+        engines = Engines(shared_engines.vad, shared_engines.asr, llm, tts, shared_engines.a2e)
         return stack.enter_context(RuntimeServer(config, engines))
 
     yield start

@@ -58,6 +58,7 @@ BENCHES = [
     Bench("render_fps", "render_fps.mjs"),
     Bench("av_sync", "av_sync.py"),
     Bench("startup", "startup.py", timeout_s=2400),  # a fresh clone + install
+    Bench("expression_layer", "expression_layer.py"),
     Bench(
         "a2e_throughput",
         "a2e_throughput.py",

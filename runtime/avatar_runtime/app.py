@@ -23,6 +23,7 @@ from .access import AccessDenied, Admission
 from .config import RuntimeConfig
 from .engines.loader import OFFLINE_LLM_NOTICE, build_engines
 from .ice import ice_servers
+from .languages import languages_of
 from .metrics import RuntimeMetrics
 from .pipeline.reply import Engines
 from .protocol import ARKIT_BLENDSHAPES, EXPRESSION_FPS
@@ -220,6 +221,7 @@ def create_app(config: RuntimeConfig, engines: Engines | None = None) -> FastAPI
             },
             "authRequired": bool(config.server.auth_token or config.server.session_token_secret),
             "tokenUrl": config.server.token_url,
+            "languages": languages_of(config).as_dict(),
         }
 
     admission = Admission(config.server)

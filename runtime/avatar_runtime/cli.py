@@ -57,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "check-config":
         print(config.model_dump_json(indent=2, exclude=SECRET_FIELDS))
+        from .languages import languages_of
+
+        if (problem := languages_of(config).problem()) is not None:
+            print(f"avatar-runtime: warning: {problem}", file=sys.stderr)
         return 0
     if args.command == "models":
         return run_models_command(args, config)

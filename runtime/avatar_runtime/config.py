@@ -167,6 +167,20 @@ class TLSConfig(_Section):
     self_signed_dir: str = "./certs"
 
 
+class ExpressionConfig(_Section):
+    ambient_fps: int = Field(
+        15, ge=0, le=30, description="idle/listening frames per second while the avatar is silent (0 = a still face)"
+    )
+    llm_control: Literal["tools", "tags", "off"] = Field(
+        "tools", description="how the LLM sets mood and gestures: tool calls | inline [mood:happy] tags | not at all"
+    )
+    voice_cues: bool = Field(True, description="tell the LLM the emotion and sounds ASR heard in the user's voice")
+    react_to_user: bool = Field(True, description="the face mirrors the user's detected emotion for a moment")
+    greet: bool = Field(True, description="a hello gesture (smile, the body's hello clip) when a session connects")
+    strength: float = Field(1.0, ge=0.0, le=2.0, description="scale of every mood and gesture (0 = lip-sync only)")
+    seed: int | None = Field(None, description="random seed of the idle motion (null: differs per session)")
+
+
 class AvatarConfig(_Section):
     name: str = "default"
     dir: str = Field("./avatars", description="directory of LAM avatar .zip files served at /avatars/")
@@ -239,6 +253,7 @@ class RuntimeConfig(_Section):
     turn: TurnConfig = Field(default_factory=TurnConfig)
     tls: TLSConfig = Field(default_factory=TLSConfig)
     avatar: AvatarConfig = Field(default_factory=AvatarConfig)
+    expression: ExpressionConfig = Field(default_factory=ExpressionConfig)
     model_dir: str = Field("./models", description="model cache (env AVATAR_MODEL_DIR wins)")
     models: ModelSpecList = Field(default_factory=default_models, description="what `models pull` fetches")
     hub: HubSettings = Field(default_factory=HubSettings)

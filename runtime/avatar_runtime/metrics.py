@@ -32,6 +32,17 @@ class RuntimeMetrics:
             ["reason"],
             registry=r,
         )
+        self.expression_cues = Counter(
+            "avatar_expression_cues_total",
+            "Moods, passing expressions and gestures performed (LLM tool calls, tags, the embedded responder)",
+            ["action", "name"],
+            registry=r,
+        )
+        self.ambient_frames = Counter(
+            "avatar_ambient_frames_total",
+            "Idle/listening expression frames sent while the avatar was silent",
+            registry=r,
+        )
         self.turn_stage_seconds = Histogram(
             "avatar_turn_stage_seconds", "Per-turn stage latency", ["stage"], buckets=_LATENCY_BUCKETS, registry=r
         )

@@ -24,6 +24,7 @@ INDEX = {name: i for i, name in enumerate(ARKIT_BLENDSHAPES)}
 EXPRESSION_FPS = 30
 FRAME_VERSION = 1
 FLAG_LAST_FRAME = 0x01
+FLAG_AMBIENT = 0x02  # sent while no reply audio plays (idle / listening life), not part of a reply
 _HEADER = struct.Struct("<BBHII")
 FRAME_BYTES = _HEADER.size + 2 * NUM_BLENDSHAPES  # 116
 
@@ -36,13 +37,15 @@ class ExpressionFrame:
     pts_ms: int
     weights: np.ndarray  # float32, shape (52,)
     last: bool = False
+    ambient: bool = False
 
 
-def encode_frame(turn: int, pts_ms: int, weights: np.ndarray, last: bool = False) -> bytes:
+def encode_frame(turn: int, pts_ms: int, weights: np.ndarray, last: bool = False, ambient: bool = False) -> bytes:
     """Pack ARKit weights (clipped to 0..1) into the 116-byte little-endian frame of DESIGN §4."""
     if weights.shape != (NUM_BLENDSHAPES,):
         raise ValueError(f"expected {NUM_BLENDSHAPES} weights, got shape {weights.shape}")
-    header = _HEADER.pack(FRAME_VERSION, FLAG_LAST_FRAME if last else 0, NUM_BLENDSHAPES, turn, max(0, pts_ms))
+    flags = (FLAG_LAST_FRAME if last else 0) | (FLAG_AMBIENT if ambient else 0)
+    header = _HEADER.pack(FRAME_VERSION, flags, NUM_BLENDSHAPES, turn, max(0, pts_ms))
     return header + np.clip(weights, 0.0, 1.0).astype("<f2").tobytes()
 
 
@@ -56,4 +59,5 @@ def decode_frame(data: bytes) -> ExpressionFrame:
     if len(data) != _HEADER.size + 2 * n:
         raise ValueError(f"frame of {len(data)} bytes does not hold {n} weights")
     weights = np.frombuffer(data, dtype="<f2", offset=_HEADER.size, count=n).astype(np.float32)
-    return ExpressionFrame(turn=turn, pts_ms=pts_ms, weights=weights, last=bool(flags & FLAG_LAST_FRAME))
+    last, ambient = bool(flags & FLAG_LAST_FRAME), bool(flags & FLAG_AMBIENT)
+    return ExpressionFrame(turn=turn, pts_ms=pts_ms, weights=weights, last=last, ambient=ambient)

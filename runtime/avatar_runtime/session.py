@@ -20,9 +20,12 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from .access import RateLimiter
 from .config import RuntimeConfig
 from .engines.vad_silero import CHUNK_SAMPLES
+from .expression.cues import ExpressionCue
+from .expression.layer import ExpressionLayer, frames_due
 from .metrics import RuntimeMetrics
 from .pipeline.client_events import BadClientMessage, Bye, InterruptRequest, TextMessage, parse_client_message
 from .pipeline.playout import Playout, PullResult
+from .pipeline.prompt import build_messages
 from .pipeline.reply import Engines, ReplyHandle, ReplyWorker
 from .pipeline.turn_detector import (
     SpeechEnded,
@@ -74,6 +77,10 @@ class Session:
         self._client_messages = RateLimiter(server.client_messages_per_s * 60, server.client_messages_burst)
         self._rate_error_sent = -1.0
         self._behind_since: float | None = None  # when the data channel's backlog went over the limit
+        expression = config.expression
+        self._expression = ExpressionLayer(strength=expression.strength, seed=expression.seed)
+        self._timeline_s = 0.0  # playout position of the latest pull: when expression events take effect
+        self._last_ambient_s: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -175,6 +182,10 @@ class Session:
             }
         )
         self._send_state("listening")
+        if self._config.expression.ambient_fps:
+            self.playout.start_timeline()  # ambient frames from now on: the timeline starts with them
+        if self._config.expression.greet:
+            self._perform(ExpressionCue("gesture", "hello"))  # a smile and the body's hello clip
 
     def _on_client_message(self, message: str | bytes) -> None:
         if self._client_messages.take("client"):
@@ -214,7 +225,10 @@ class Session:
         now = time.perf_counter()
         if isinstance(event, SpeechStarted):
             self._interrupt()  # barge-in: the user talking over the avatar stops it
+            self._expression.set_activity("listening", self._timeline_s)
+            self.send_event({"type": "user_speech", "speaking": True})
         elif isinstance(event, SpeechPaused):
+            self._expression.acknowledge(self._timeline_s)
             self._drop_speculative()
             self._speculative = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
             self._spawn(self._end_early_if_complete(self._speculative), "early-end")
@@ -229,6 +243,8 @@ class Session:
                 self._drop_speculative()
                 handle = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
             handle.timings.vad = now - speech_end_wall
+            self._expression.set_activity("idle", self._timeline_s)
+            self.send_event({"type": "user_speech", "speaking": False})
             self._take_on(handle, speech_end_wall=speech_end_wall)
 
     async def _end_early_if_complete(self, handle: ReplyHandle) -> None:
@@ -264,6 +280,9 @@ class Session:
             self._speech_end_wall.pop(handle.turn, None)
             return
         self.send_event(_transcript_event(handle))
+        if self._config.expression.react_to_user and handle.heard is not None:
+            self._expression.react_to_user(handle.heard.emotion, self._timeline_s)
+        self._expression.set_activity("thinking", self._timeline_s)
         self._send_state("thinking")
         self._history.append({"role": "user", "content": handle.user_text})
         handle.commit()
@@ -290,18 +309,22 @@ class Session:
         self._metrics.turns.labels(reason=reason).inc()
         self.send_event({"type": "turn_end", "turn": handle.turn, "reason": reason})
         self._send_latency(handle)
+        self._expression.set_activity("idle", self._timeline_s)
         self._send_state("listening")
 
-    def _messages_for(self, user_text: str) -> list[dict[str, str]]:
-        keep = 2 * self._config.llm.history_turns
-        history = self._history[-keep:] if keep else []
-        if history and history[-1] == {"role": "user", "content": user_text}:
-            history = history[:-1]  # a committed reply's own question is already in the history
-        return [
-            {"role": "system", "content": self._config.llm.system_prompt},
-            *history,
-            {"role": "user", "content": user_text},
-        ]
+    def _messages_for(self, handle: ReplyHandle) -> list[dict]:
+        llm, expression = self._config.llm, self._config.expression
+        return build_messages(
+            llm.system_prompt, self._history, handle.user_text, history_turns=llm.history_turns,
+            heard=handle.heard, voice_cues=expression.voice_cues, tag_instructions=self._asks_for_tags(),
+        )  # fmt: skip
+
+    def _asks_for_tags(self) -> bool:
+        """Inline tags are asked for when configured, or when the model was to use tools but its server refused."""
+        control, llm = self._config.expression.llm_control, self._engines.llm
+        if control == "tags":
+            return not llm.embedded
+        return control == "tools" and not llm.embedded and getattr(llm, "tools", None) is None
 
     # -- server → browser ------------------------------------------------------------------------------
     def send_event(self, event: dict) -> None:
@@ -312,13 +335,18 @@ class Session:
         self.send_event({"type": "state", "state": state})
 
     def _on_pull(self, pulled: PullResult) -> None:
+        if pulled.start_ms is not None:
+            self._timeline_s = pulled.start_ms / 1000
+        for _turn, cue in pulled.cues:
+            self._perform(cue)
+        frames = self._expression_frames(pulled)
         channel_open = self._channel is not None and self._channel.readyState == "open"
         if channel_open and not self._client_keeps_up():
             # Frames that wait behind a backlog would be shown late anyway: drop them rather than queue without end.
-            self._metrics.frames_dropped.inc(len(pulled.frames))
+            self._metrics.frames_dropped.inc(len(frames))
         elif channel_open:
-            for frame in pulled.frames:
-                self._channel.send(encode_frame(frame.turn, frame.pts_ms, frame.weights, frame.last))
+            for frame in frames:
+                self._channel.send(frame)
         if pulled.frames:
             self._metrics.expression_frames.inc(len(pulled.frames))
         if pulled.started_turn is not None:
@@ -328,6 +356,29 @@ class Session:
             if handle is not None and handle.turn == pulled.finished_turn:
                 self._current = None
                 self._end_turn(handle, "done", heard_text="".join(handle.produced_text))
+
+    def _expression_frames(self, pulled: PullResult) -> list[bytes]:
+        """The frames this 20 ms tick sends: the reply's, with mood and gestures added, or else an ambient one."""
+        layer = self._expression
+        frames = [
+            encode_frame(f.turn, f.pts_ms, layer.speech_frame(f.weights, f.pts_ms / 1000), f.last)
+            for f in pulled.frames
+        ]
+        fps = self._config.expression.ambient_fps
+        silent = not frames and not self.playout.speaking and pulled.start_ms is not None
+        if fps and silent and frames_due(self._last_ambient_s, self._timeline_s, fps):
+            self._last_ambient_s = self._timeline_s
+            weights = layer.ambient_frame(self._timeline_s)
+            frames.append(encode_frame(self._turns, round(pulled.start_ms), weights, ambient=True))
+            self._metrics.ambient_frames.inc()
+        return frames
+
+    def _perform(self, cue: ExpressionCue) -> None:
+        """A cue the LLM asked for has reached the audio it goes with: the face changes, the browser is told."""
+        self._expression.apply_cue(cue, self._timeline_s)
+        self._metrics.expression_cues.labels(action=cue.action, name=cue.name).inc()
+        if cue.action != "expression":
+            self.send_event(cue.as_event())
 
     def _client_keeps_up(self) -> bool:
         """Whether the browser takes its data channel's data; one that stays behind too long is disconnected."""

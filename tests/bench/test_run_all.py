@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT / "hack" / "bench"))
 
 import run_all  # noqa: E402
 
-MINE = ["render_fps", "av_sync", "startup"]
+MINE = ["render_fps", "av_sync", "startup", "expression_layer"]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,8 @@ def test_markdown_has_machine_targets_and_every_section(short_run):
     assert "SHORT mode" in md
     assert "| benchmark | metric | target | measured | met |" in md
     assert "| av_sync | `av_sync_abs_ms` | <= 45 |" in md
-    for title in ("## Avatar rendering", "## A/V sync at the client", "## Start-up", "## Autoscaling simulation"):
+    for title in ("## Avatar rendering", "## A/V sync at the client", "## Start-up", "## Autoscaling simulation",
+                  "## Expression layer"):  # fmt: skip
         assert title in md
     assert md.index("## Targets") < md.index("## Avatar rendering")  # the headline table comes first
     assert "not measured in short mode" in md
@@ -62,7 +63,7 @@ def test_markdown_has_machine_targets_and_every_section(short_run):
     # One progress line per script.
     assert [line.split(" ... ")[1].split()[0] for line in short_run["stdout"].splitlines() if " ... " in line] == [
         "ok"
-    ] * 4
+    ] * 5
 
 
 @pytest.mark.parametrize("name", MINE)
@@ -92,6 +93,15 @@ def test_render_and_startup_headlines(short_run):
     startup = short_run["json"]["startup"]["headline"]
     assert 0 < startup["startup_healthz_ms"] <= startup["startup_ready_ms"] < 60_000
     assert "first_conversation_s" not in startup
+
+
+def test_expression_layer_leaves_the_jaw_alone_in_every_mood(short_run):
+    details = short_run["json"]["expression_layer"]["details"]
+    assert set(details["moods"]) == {"happy", "sad", "angry", "surprised", "fearful", "disgusted", "thinking"}
+    for mood, measured in details["moods"].items():
+        assert measured["jaw_identical"] and measured["jaw_rms_r"] == details["neutral_jaw_rms_r"], mood
+        assert measured["delta"] > 0.1, mood  # and the mood shows
+    assert details["neutral_jaw_rms_r"] > 0.5
 
 
 def test_short_mode_never_overwrites_docs_benchmarks():

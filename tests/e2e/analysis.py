@@ -11,12 +11,14 @@ SILENCE = 1e-3
 
 
 def reply_origin(received: Received) -> int:
-    """Index (48 kHz samples) of the first reply sample in the received audio; pts 0 is there."""
+    """Index (48 kHz samples) of pts 0 in the received audio: the first reply sample is where the first reply
+    frame's pts is (0 without ambient frames; with them the timeline started at the first ambient frame)."""
     audio = received.audio_samples()
     loud = np.flatnonzero(np.abs(audio) > SILENCE)
     if not len(loud):
         raise AssertionError("no reply audio was received")
-    return int(loud[0])
+    first_reply_pts = min((frame.pts_ms for _, frame in received.frames), default=0)
+    return int(loud[0]) - int(first_reply_pts * RATE / 1000)
 
 
 def loudness_and_jaw(received: Received, turn: int) -> tuple[np.ndarray, np.ndarray]:

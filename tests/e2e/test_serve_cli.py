@@ -34,6 +34,7 @@ def test_serve_generates_a_certificate_and_serves_https(tmp_path):
             assert page.status_code == 200 and "<html" in page.text
             config_json = client.get(url + "/api/config").json()
             assert config_json["llm"]["embedded"] is True and config_json["authRequired"] is True
+            assert config_json["languages"] == {"asr": ["en"], "tts": ["en"], "conversation": ["en"]}
             refused = client.post(url + "/api/sessions", json={"sdp": "v=0", "type": "offer"})
             assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
             wrong = client.post(

@@ -657,3 +657,15 @@ def test_cosyvoice_key_from_its_secret_reaches_the_runtime(tmp_path):
     assert config.tts.engine == "cosyvoice" and config.tts.cosyvoice.api_key == "ds-secret"
     assert "ds-secret" not in runtime_config.render(OWNER, spec)
     validate_manifest(made)
+
+
+def test_the_expressive_mandarin_example_renders_a_config_that_converses_in_chinese(tmp_path):
+    from avatar_runtime.languages import languages_of
+
+    from tests.operator.schemas import EXAMPLES_DIR
+
+    doc = yaml.safe_load((EXAMPLES_DIR / "chinese-expressive.yaml").read_text(encoding="utf-8"))
+    config = _load(parse_deployment(doc["spec"]), tmp_path)
+    assert languages_of(config).conversation == ("zh",) and languages_of(config).problem() is None
+    assert config.expression.llm_control == "tools" and config.expression.strength == 1.2
+    assert config.llm.system_prompt.startswith("你是") and config.tts.voice == "zh-CN-XiaoxiaoNeural"

@@ -225,6 +225,7 @@ def test_examples_cover_the_brief():
         "gateway.yaml",
         "external-turn.yaml",
         "model-cache.yaml",
+        "chinese-expressive.yaml",
     }
     assert docs["minimal-cpu.yaml"]["spec"] == {"image": IMAGE, "gpu": {"count": 0}}
     full = docs["gpu-ingress.yaml"]["spec"]

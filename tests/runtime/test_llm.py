@@ -16,6 +16,7 @@ import pytest
 from avatar_runtime.engines.base import LLMEngine
 from avatar_runtime.engines.llm_embedded import NOTICE_MARKER, EmbeddedLLM
 from avatar_runtime.engines.llm_openai import LLMError, OpenAILLM
+from avatar_runtime.expression.cues import ExpressionCue
 from avatar_runtime.pipeline.sentences import SentenceChunker
 
 from tests.support import openai_server
@@ -207,7 +208,7 @@ class Conversation:
 
     async def say(self, text: str) -> str:
         self.messages.append({"role": "user", "content": text})
-        reply = "".join(await collect(self.llm, self.messages))
+        reply = "".join(i for i in await collect(self.llm, self.messages) if isinstance(i, str))
         self.messages.append({"role": "assistant", "content": reply})
         return reply
 
@@ -216,7 +217,12 @@ async def test_embedded_is_an_llm_engine_that_streams_word_by_word() -> None:
     llm = EmbeddedLLM()
     assert isinstance(llm, LLMEngine) and llm.name == "embedded" and llm.embedded is True
     messages = [{"role": "user", "content": "Hello there!"}]
-    deltas = await collect(llm, messages)
+    items = await collect(llm, messages)
+    # The mood (and gesture) it speaks in come first, as a model's set_mood tool call would.
+    cues = [i for i in items if isinstance(i, ExpressionCue)]
+    assert [(c.action, c.name) for c in cues] == [("mood", "happy"), ("gesture", "hello")]
+    assert items[: len(cues)] == cues
+    deltas = items[len(cues) :]
     assert len(deltas) > 3
     assert deltas[0] == "Hello!" and all(d.startswith(" ") for d in deltas[1:])
     assert "".join(deltas) == llm.reply(messages)

@@ -86,3 +86,43 @@ def test_a_turn_without_audio_still_finishes():
     playout = Playout(RATE, FPS)
     playout.end_turn(3)
     assert playout.pull(PULL).finished_turn == 3
+
+
+def test_cues_leave_with_the_first_sample_after_them():
+    playout = Playout(RATE, FPS)
+    playout.add_cue(1, "before everything")
+    playout.add_audio(1, np.ones(PULL * 3, dtype=np.float32), "first")
+    playout.add_cue(1, "between")
+    playout.add_audio(1, np.ones(PULL * 2, dtype=np.float32), "second")
+    playout.add_cue(1, "after the audio")
+    assert not playout.speaking
+    results = _pull_all(playout, 4)
+    assert playout.speaking
+    assert [r.cues for r in results] == [[(1, "before everything")], [], [], [(1, "between")]]
+    playout.end_turn(1)
+    late = _pull_all(playout, 2)
+    assert late[0].cues == [(1, "after the audio")] and late[0].finished_turn == 1 and not playout.speaking
+
+
+def test_interrupt_drops_cues_not_yet_reached():
+    playout = Playout(RATE, FPS)
+    playout.add_audio(1, np.ones(PULL, dtype=np.float32))
+    playout.add_cue(1, "never")
+    playout.add_audio(1, np.ones(PULL, dtype=np.float32))
+    playout.pull(PULL // 2)
+    playout.interrupt()
+    assert all(not r.cues for r in _pull_all(playout, 3))
+
+
+def test_a_timeline_started_before_the_first_reply_stamps_it_later():
+    playout = Playout(RATE, FPS)
+    playout.pull(PULL)
+    assert playout.pull(PULL).start_ms is None  # no origin yet
+    playout.start_timeline()
+    quiet = _pull_all(playout, 10)
+    assert [r.start_ms for r in quiet[:3]] == [0.0, 20.0, 40.0]
+    playout.add_audio(1, np.ones(RATE // 10, dtype=np.float32))
+    playout.add_frames(1, _frames(3))
+    playout.end_turn(1)
+    frames = [f for r in _pull_all(playout, 10) for f in r.frames]
+    assert [f.pts_ms for f in frames] == [200, 233, 267]  # on the same timeline as the quiet pulls

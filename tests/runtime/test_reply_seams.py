@@ -46,7 +46,8 @@ def spoken():
 
         async def run() -> RecordingPlayout:
             playout = RecordingPlayout()
-            worker = ReplyWorker(engines, playout, lambda text: [{"role": "user", "content": text}], lambda _e: None)
+            ask = lambda handle: [{"role": "user", "content": handle.user_text}]  # noqa: E731
+            worker = ReplyWorker(engines, playout, ask, lambda _e: None)
             handle = worker.start(ReplyHandle(turn=1, user_text="What time is it?"))
             handle.commit()
             await asyncio.wait_for(handle.done.wait(), 60)

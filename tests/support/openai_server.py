@@ -60,7 +60,29 @@ class RecordedRequest:
         return list((self.body or {}).get("messages", [])) if isinstance(self.body, dict) else []
 
 
-Reply = str | StubError
+@dataclass(frozen=True)
+class StubToolCall:
+    """A scripted tool call; `arguments` is sent as JSON text (a str is sent as it is, valid or not)."""
+
+    name: str
+    arguments: dict | str = field(default_factory=dict)
+
+    @property
+    def arguments_text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
+
+
+@dataclass(frozen=True)
+class StubReply:
+    """A scripted reply with tool calls, streamed as OpenAI does: each call's name first, then its arguments in
+    pieces, the calls before the text (or after it), finish_reason "tool_calls"."""
+
+    text: str = ""
+    tool_calls: tuple[StubToolCall, ...] = ()
+    calls_after_text: bool = False
+
+
+Reply = str | StubError | StubReply
 ReplyFn = Callable[[RecordedRequest], Reply]
 
 
@@ -189,9 +211,13 @@ class OpenAIStubServer:
         reply = self._next_reply(rec)
         if isinstance(reply, StubError):
             return await self._error(rec, send, reply)
+        calls: tuple[StubToolCall, ...] = ()
+        calls_after = False
+        if isinstance(reply, StubReply):
+            reply, calls, calls_after = reply.text, reply.tool_calls, reply.calls_after_text
         rec.reply = reply
         if rec.body.get("stream"):
-            return await self._stream(rec, receive, send, model, reply)
+            return await self._stream(rec, receive, send, model, reply, calls, calls_after)
         completion = {
             "id": "chatcmpl-stub",
             "object": "chat.completion",
@@ -211,7 +237,16 @@ class OpenAIStubServer:
                 return self.replies.pop(0)  # consumed in order, so a test can script one reply per turn
         return echo_reply(rec)
 
-    async def _stream(self, rec: RecordedRequest, receive: Callable, send: Callable, model: str, text: str) -> None:
+    async def _stream(
+        self,
+        rec: RecordedRequest,
+        receive: Callable,
+        send: Callable,
+        model: str,
+        text: str,
+        calls: tuple[StubToolCall, ...] = (),
+        calls_after_text: bool = False,
+    ) -> None:
         rec.stream, rec.status = True, 200
         await send(
             {
@@ -240,9 +275,21 @@ class OpenAIStubServer:
             }
             return f"data: {json.dumps(payload)}\n\n".encode()
 
-        tokens = split_tokens(text)
-        events = [chunk({"role": "assistant", "content": ""})]
-        events += [chunk({"content": t}) for t in tokens] + [chunk({}, "stop"), b"data: [DONE]\n\n"]
+        tokens = split_tokens(text) if text else []
+        call_events = []
+        for index, call in enumerate(calls):
+            head = {"index": index, "id": f"call_{index}", "type": "function",
+                    "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+            call_events.append(chunk({"tool_calls": [head]}))
+            args = call.arguments_text
+            pieces = [args[i : i + 7] for i in range(0, len(args), 7)]  # arguments arrive in fragments
+            call_events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]}) for p in pieces]
+        text_events = [chunk({"content": t}) for t in tokens]
+        body = text_events + call_events if calls_after_text else call_events + text_events
+        finish = "tool_calls" if calls else "stop"
+        events = [chunk({"role": "assistant", "content": None if calls and not text else ""})]
+        events += body + [chunk({}, finish), b"data: [DONE]\n\n"]
+        tokens = body  # pacing and counting below treat every content/tool piece as a token
         try:
             for i, event in enumerate(events):
                 delay = self.first_token_delay_s if i == 0 else self.token_delay_s if 1 < i <= len(tokens) else 0

@@ -81,7 +81,8 @@ class ScriptedMicrophone(MediaStreamTrack):
 @dataclass
 class Received:
     events: list[tuple[float, dict]] = field(default_factory=list)
-    frames: list[tuple[float, ExpressionFrame]] = field(default_factory=list)
+    frames: list[tuple[float, ExpressionFrame]] = field(default_factory=list)  # reply frames
+    ambient: list[tuple[float, ExpressionFrame]] = field(default_factory=list)  # idle/listening frames (flag bit1)
     audio: list[np.ndarray] = field(default_factory=list)  # mono float32 48 kHz, in arrival order
     audio_times: list[float] = field(default_factory=list)  # arrival time of each audio piece
     bad_frames: int = 0
@@ -144,7 +145,8 @@ class AvatarPeer:
         now = time.perf_counter()
         if isinstance(message, bytes):
             try:
-                self.received.frames.append((now, decode_frame(message)))
+                frame = decode_frame(message)
+                (self.received.ambient if frame.ambient else self.received.frames).append((now, frame))
             except ValueError:
                 self.received.bad_frames += 1
         else:

@@ -117,12 +117,14 @@ try {
   await page.waitForFunction(() => window.realChatState() === "Responding", null, { timeout: 90000 });
   mark("speaking");
   await save("speaking");
-  await page.waitForFunction(() => window.realChatState() === "Listening" &&
+  const tSpeaking = await page.evaluate(() => performance.now());
+  // Back to the idle body once the reply has been heard (the server listens again, nobody talks).
+  await page.waitForFunction(() => window.realChatState() === "Idle" &&
     document.querySelector("#chat-state").dataset.state === "listening", null, { timeout: 90000 });
   mark("listening");
   // The ease to neutral takes 150 ms; then a few more rendered frames (~1 s each here) to show it stays put.
-  await page.waitForFunction(() => window.recorded.filter((r) => r.chatState === "Listening" &&
-    r.t > performance.now() - 60000).length >= 1, null, { timeout: 30000 });
+  await page.waitForFunction((t) => window.recorded.filter((r) => r.chatState === "Idle" && r.t > t).length >= 1,
+    tSpeaking, { timeout: 30000 });
   const tListening = await page.evaluate(() => performance.now());
   await page.waitForFunction((t) => window.recorded.filter((r) => r.t > t + 500).length >= 3, tListening, { timeout: 60000 });
   mark("settled");

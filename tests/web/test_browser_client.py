@@ -134,12 +134,21 @@ def test_full_loop_spoken_question_answered_with_moving_mouth(runtime, media, tm
     mouth = sum(m["mouth"]["changed"] for m in speaking)
     upper = sum(m["upperFace"]["changed"] for m in speaking)
     assert mouth >= MOUTH_OVER_UPPER_MIN * max(upper, 1), (mouth, upper)
-    # …and once it is done, the face settles back to the neutral face it had before the conversation.
+    # The body follows the conversation: it listens while the server hears the user (`user_speech`, where the
+    # runtime sends it), thinks, speaks, and idles once the reply has been heard.
     states = [s for i, s in enumerate(r["chatStates"]) if i == 0 or s != r["chatStates"][i - 1]]
-    assert states[:4] == ["Listening", "Thinking", "Responding", "Listening"], r["chatStates"]
+    assert states[-3:] == ["Thinking", "Responding", "Idle"], r["chatStates"]
+    heard_user = any(event.get("type") == "user_speech" and event.get("speaking") for event in r["events"] or [])
+    assert ("Listening" in states) == heard_user, (r["chatStates"], heard_user)
+    # …and once it is done, the face settles: back to the neutral face it had before the conversation, or, where
+    # the runtime sends ambient frames (idle life: blinks, gaze, breathing), at least no more speech on the mouth.
     assert len(r["settledConsecutive"]) >= 2
-    assert all(m["mouth"]["mean"] <= STILL_MAX for m in r["settledConsecutive"]), r["settledConsecutive"]
-    assert r["restVsIdle"]["mouth"]["mean"] <= STILL_MAX, r["restVsIdle"]
+    if r["stats"]["ambientFramesReceived"]:
+        calm = strongest["mean"] / 2
+        assert all(m["mouth"]["mean"] <= calm for m in r["settledConsecutive"]), r["settledConsecutive"]
+    else:
+        assert all(m["mouth"]["mean"] <= STILL_MAX for m in r["settledConsecutive"]), r["settledConsecutive"]
+        assert r["restVsIdle"]["mouth"]["mean"] <= STILL_MAX, r["restVsIdle"]
 
 
 def test_lip_sync_follows_the_audio_as_heard(runtime, media, tmp_path):

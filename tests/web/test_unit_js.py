@@ -1,5 +1,6 @@
-"""The browser client's pure modules (web/src/protocol.js, web/src/sync.js) and the offer retry of web/src/session.js
-(against a node:http server on loopback) under Node's built-in test runner."""
+"""The browser client's pure modules (web/src/protocol.js, sync.js, chatstate.js, avatar/clips.js against the LAM
+renderer's own animation code) and the offer retry of web/src/session.js (against a node:http server on loopback)
+under Node's built-in test runner."""
 
 from __future__ import annotations
 

@@ -2,13 +2,12 @@
 // lip sync (sync.js), the renderer (avatar/view.js) and the controls (ui.js). Every failure ends in a message with
 // a way out — the conversation works without the avatar, and typing works without a microphone.
 import { mountAvatar, AvatarLoadError } from "./avatar/view.js";
-import { ARKIT_BLENDSHAPES, heardLabels, weightsToObject } from "./protocol.js";
+import { ChatStateTracker } from "./chatstate.js";
+import { ARKIT_BLENDSHAPES, heardLabels, moodLabel, weightsToObject } from "./protocol.js";
 import { AvatarSession, SessionError, fetchConfig, fetchSessionToken, openMicrophone } from "./session.js";
 import { ExpressionPlayer, PlayoutDelayMeter, measureOutputLatencyMs } from "./sync.js";
 import { Ui } from "./ui.js";
 
-/** Server turn-taking state → the renderer's chat state (it picks the body clips). */
-const CHAT_STATE = { listening: "Listening", thinking: "Thinking", speaking: "Responding" };
 const BACKGROUND = "#1f2430";
 
 export class App {
@@ -20,7 +19,9 @@ export class App {
     this.config = null;
     this.names = ARKIT_BLENDSHAPES;
     this.player = new ExpressionPlayer({ size: ARKIT_BLENDSHAPES.length });
+    /** What the renderer is told ('Idle' | 'Listening' | 'Thinking' | 'Responding'): see chatstate.js. */
     this.chatState = "Idle";
+    this.body = new ChatStateTracker({ onChange: (state) => { if (this.session) this.chatState = state; } });
     /** @type {AvatarSession|null} */
     this.session = null;
     /** @type {PlayoutDelayMeter|null} */
@@ -28,6 +29,7 @@ export class App {
     this.textOnly = false;
     this.avatar = { state: "loading", view: null, error: null };
     this.framesReceived = 0;
+    this.ambientFramesReceived = 0;
     this.outputLatencyMs = null;
     this._weights = {};
     this._stateDue = 0;
@@ -171,12 +173,13 @@ export class App {
     session.addEventListener("connection", mine(({ state }) => {
       if (state === "connected") {
         this.ui.setConnection("connected", { textOnly: this.textOnly });
-        this._setChatState("Listening", 0);
+        this.body.serverState("listening");
       }
     }));
     session.addEventListener("server", mine((event) => this._onServerEvent(event)));
     session.addEventListener("frame", mine(({ frame, arrivalMs }) => {
       this.framesReceived++;
+      if (frame.ambient) this.ambientFramesReceived++;
       this.player.push(frame, arrivalMs);
     }));
     session.addEventListener("track", mine(({ receiver }) => {
@@ -214,7 +217,17 @@ export class App {
       case "state":
         ui.setConversationState(event.state);
         // The body follows what is heard: the state changes with the audio, which plays after the playout delay.
-        this._setChatState(CHAT_STATE[event.state] || "Listening", this.player.playoutDelayMs);
+        this._atPlayout(() => this.body.serverState(event.state));
+        break;
+      case "user_speech": // the user's own voice: no playout delay
+        this.body.userSpeech(event.speaking === true);
+        break;
+      case "mood": // sent with the audio it colours: shown when that is heard
+        this._atPlayout(() => ui.setMood(moodLabel(event), event));
+        break;
+      case "gesture":
+        // The face of every gesture is in the expression frames; the body has a clip for the hello (a wave) only.
+        if (event.name === "hello") this._atPlayout(() => this.avatar.view?.playHello());
         break;
       case "transcript":
         ui.userSaid(event.turn, event.text, heardLabels(event));
@@ -249,13 +262,17 @@ export class App {
     }
   }
 
-  /** Apply a chat state after `delayMs`, never before one scheduled earlier (states stay in order). */
-  _setChatState(state, delayMs) {
+  /**
+   * Run `apply` when the audio that arrives now is heard (after `delayMs`, by default the measured playout delay),
+   * never before one scheduled earlier: states, moods and gestures stay in the order the server sent them.
+   * Dropped when the session ends first.
+   */
+  _atPlayout(apply, delayMs = this.player.playoutDelayMs) {
     const now = performance.now();
     this._stateDue = Math.max(now + delayMs, this._stateDue);
     const timer = setTimeout(() => {
       this._stateTimers.delete(timer);
-      if (this.session) this.chatState = state;
+      if (this.session) apply();
     }, this._stateDue - now);
     this._stateTimers.add(timer);
   }
@@ -310,6 +327,7 @@ export class App {
     for (const timer of this._stateTimers) clearTimeout(timer);
     this._stateTimers.clear();
     this._stateDue = 0;
+    this.body.reset();
     this.chatState = "Idle";
     this.player.reset();
     this.ui.setConnection("idle");
@@ -322,7 +340,9 @@ export class App {
       avatar: this.avatar.state,
       avatarError: this.avatar.error,
       chatState: this.chatState,
+      mood: this.ui.el.mood.dataset.mood || null,
       framesReceived: this.framesReceived,
+      ambientFramesReceived: this.ambientFramesReceived,
       playoutDelayMs: this.meter ? this.meter.delayMs : null,
       jitterBufferMs: this.meter ? this.meter.jitterMs : null,
       outputLatencyMs: this.outputLatencyMs,

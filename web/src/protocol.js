@@ -5,6 +5,11 @@
 export const FRAME_VERSION = 1;
 /** flags bit 0: the last frame of its turn. */
 export const FLAG_LAST = 0x01;
+/**
+ * flags bit 1: an ambient frame — idle life or listening behaviour, sent (at 15 fps) while no reply audio plays.
+ * Its turn is the latest turn's number (0 before any); its pts is on the same timeline as the reply frames.
+ */
+export const FLAG_AMBIENT = 0x02;
 /** u8 version · u8 flags · u16 n · u32 turn · u32 pts_ms. */
 export const HEADER_BYTES = 12;
 
@@ -47,9 +52,10 @@ export function halfToFloat(bits) {
 /**
  * One decoded expression frame.
  * @typedef {object} ExpressionFrame
- * @property {number} turn       reply turn the frame belongs to
- * @property {number} ptsMs      position on the reply audio track, ms since the session's first reply sample
+ * @property {number} turn       reply turn the frame belongs to (ambient frames: the latest turn, 0 before any)
+ * @property {number} ptsMs      position on the reply audio track, ms since the start of the session's timeline
  * @property {boolean} last      the last frame of its turn
+ * @property {boolean} ambient   sent while the avatar is silent (idle, listening, thinking), not part of a reply
  * @property {Float32Array} weights ARKit weights in the order of the blendshape list, clamped to 0..1
  */
 
@@ -81,12 +87,33 @@ export function decodeFrame(data) {
     turn: view.getUint32(4, true),
     ptsMs: view.getUint32(8, true),
     last: (flags & FLAG_LAST) !== 0,
+    ambient: (flags & FLAG_AMBIENT) !== 0,
     weights,
   };
 }
 
 /** Server → browser event types this client handles (DESIGN §4); others are ignored, as the contract allows additions. */
-export const SERVER_EVENTS = Object.freeze(["hello", "state", "transcript", "reply", "turn_end", "latency", "error"]);
+export const SERVER_EVENTS = Object.freeze([
+  "hello", "state", "transcript", "reply", "turn_end", "latency", "error", "session_ending", "mood", "gesture",
+  "user_speech",
+]);
+
+/** Moods of `mood` events, each with the emoji the UI shows next to its name (neutral shows nothing). */
+export const MOOD_EMOJI = Object.freeze({
+  happy: "😊", sad: "😢", angry: "😠", surprised: "😮", fearful: "😨", disgusted: "🤢", thinking: "🤔",
+});
+
+/**
+ * The label for a `mood` event ("😊 happy"), or null when there is nothing to show (neutral, or intensity 0). A
+ * mood this client does not know still shows its name, with a plain smiley, so a mood added to the server shows.
+ * @param {{mood?: unknown, intensity?: unknown}} event
+ * @returns {string|null}
+ */
+export function moodLabel(event) {
+  const mood = typeof event?.mood === "string" ? event.mood.trim().toLowerCase() : "";
+  if (!mood || mood === "neutral" || (typeof event.intensity === "number" && !(event.intensity > 0))) return null;
+  return `${MOOD_EMOJI[mood] ?? "🙂"} ${mood}`;
+}
 
 /**
  * Parse a text message of the data channel into an event object.

@@ -7,10 +7,14 @@
 // where the arrival time is taken from a steady pts → local-clock mapping (not each frame's own, jittery, arrival)
 // and the playout delay is measured from the audio receiver's WebRTC stats. Between 30 fps frames we interpolate at
 // display rate; after a turn's last frame (or an interrupt) the face eases back to neutral.
+// While the avatar is silent the server may send *ambient* frames (15 fps: blinks, gaze, breathing, listening) on the
+// same timeline; they join the reply frames seamlessly (interpolated across), and no interrupt drops them.
 // Pure logic with injected clocks and stats, so Node unit tests drive it without a browser.
 
 /** Nominal expression frame period (30 fps). */
 export const FRAME_MS = 1000 / 30;
+/** Period of ambient frames (15 fps): idle life needs no more, and it halves the data sent while silent. */
+export const AMBIENT_FRAME_MS = 1000 / 15;
 
 /**
  * Maps a frame's pts (ms on the reply audio track) to the local time its audio packet arrived.
@@ -60,17 +64,19 @@ export function decayFactor(p) {
  */
 export class ExpressionPlayer {
   /**
-   * @param {{size?: number, frameMs?: number, decayMs?: number, holdMs?: number, maxGapMs?: number,
-   *          centreMs?: number, clock?: ArrivalClock}} [options]
-   *   size: weights per frame · decayMs: ease to neutral after a turn · holdMs: how long the last frame is held when
-   *   frames stop without a `last` flag (an underrun: more may come) · maxGapMs: larger pts gaps are not interpolated
-   *   · centreMs: where in its period a frame is shown. Audio2Expression derives frame k from the audio of
-   *   [pts, pts + period), so its pose belongs to the middle of that window, half a period after its pts.
+   * @param {{size?: number, frameMs?: number, ambientFrameMs?: number, decayMs?: number, holdMs?: number,
+   *          maxGapMs?: number, centreMs?: number, clock?: ArrivalClock}} [options]
+   *   size: weights per frame · frameMs, ambientFrameMs: how long a reply / ambient frame lasts · decayMs: ease to
+   *   neutral after a turn · holdMs: how long the last frame is held when frames stop without a `last` flag (an
+   *   underrun: more may come) · maxGapMs: larger pts gaps are not interpolated · centreMs: where in its period a
+   *   frame is shown. Audio2Expression derives frame k from the audio of [pts, pts + period), so its pose belongs to
+   *   the middle of that window, half a period after its pts.
    */
-  constructor({ size = 52, frameMs = FRAME_MS, decayMs = 150, holdMs = 120, maxGapMs = 100, centreMs = frameMs / 2,
-    clock } = {}) {
+  constructor({ size = 52, frameMs = FRAME_MS, ambientFrameMs = AMBIENT_FRAME_MS, decayMs = 150, holdMs = 120,
+    maxGapMs = 100, centreMs = frameMs / 2, clock } = {}) {
     this.size = size;
     this.frameMs = frameMs;
+    this.ambientFrameMs = ambientFrameMs;
     this.decayMs = decayMs;
     this.holdMs = holdMs;
     this.maxGapMs = maxGapMs;
@@ -82,7 +88,9 @@ export class ExpressionPlayer {
     this._frames = [];
     this._ended = new Set();
     this._droppedThroughTurn = -1;
-    /** @type {{from: Float32Array, startMs: number} | null} decay started by an interrupt */
+    /** Whether this session sends ambient frames: then a reply's end is followed by them, not by neutral. */
+    this._ambientSeen = false;
+    /** @type {{from: Float32Array, startMs: number} | null} ease from the pose an interrupt left */
     this._tail = null;
     this._out = new Float32Array(size);
   }
@@ -94,7 +102,10 @@ export class ExpressionPlayer {
    */
   push(frame, arrivalMs) {
     this.clock.observe(frame.ptsMs, arrivalMs);
-    if (frame.turn <= this._droppedThroughTurn) return; // the user interrupted this turn: its stragglers are moot
+    if (frame.ambient) this._ambientSeen = true;
+    // The user interrupted this turn: its stragglers are moot. Ambient frames carry the latest turn's number but
+    // belong to no reply, so they always play.
+    else if (frame.turn <= this._droppedThroughTurn) return;
     const frames = this._frames;
     let i = frames.length;
     while (i > 0 && frames[i - 1].ptsMs > frame.ptsMs) i--; // the channel is ordered: this loop almost never runs
@@ -107,15 +118,18 @@ export class ExpressionPlayer {
   }
 
   /**
-   * The user interrupted: leave the current pose at once (not after the buffered audio), easing to neutral.
+   * The user interrupted: leave the current pose at once (not after the buffered audio), easing to neutral, or
+   * to the ambient frames when they play. Reply frames buffered so far are dropped; ambient frames are kept.
    * @param {number} nowMs
    */
   interrupt(nowMs) {
     const pose = Float32Array.from(this.sample(nowMs));
     const current = this._frames.length ? this._frames[this._frames.length - 1].turn : -1;
     this._droppedThroughTurn = Math.max(this._droppedThroughTurn, current);
-    this._frames = [];
-    this._tail = { from: pose, startMs: nowMs };
+    const kept = this._frames.filter((frame) => frame.ambient);
+    // Only a pose that loses its frames eases out; idle life that plays on needs no ease (it would only lag).
+    if (kept.length < this._frames.length) this._tail = { from: pose, startMs: nowMs };
+    this._frames = kept;
   }
 
   /** Forget everything (a new session: its pts timeline starts again at 0). */
@@ -123,6 +137,7 @@ export class ExpressionPlayer {
     this._frames = [];
     this._ended.clear();
     this._droppedThroughTurn = -1;
+    this._ambientSeen = false;
     this._tail = null;
     this.clock.reset();
   }
@@ -149,34 +164,47 @@ export class ExpressionPlayer {
     out.fill(0);
     const media = this.mediaTimeAt(nowMs);
     const frames = this._frames;
-    if (media === null || !frames.length || media < frames[0].ptsMs) return this._applyTail(nowMs);
-    this._prune(media);
+    if (media !== null && frames.length && media >= frames[0].ptsMs) {
+      this._prune(media);
+      this._framePose(media, out);
+    }
+    return this._applyTail(nowMs);
+  }
+
+  /** The pose the frames give for timeline position `media` (≥ the first frame's pts), written into `out`. */
+  _framePose(media, out) {
+    const frames = this._frames;
     let i = 0;
     while (i + 1 < frames.length && frames[i + 1].ptsMs <= media) i++;
     const a = frames[i];
     const b = frames[i + 1];
-    if (b && b.turn === a.turn && b.ptsMs - a.ptsMs <= this.maxGapMs) {
+    // Frames of one reply flow into each other; so do ambient frames, into and out of replies (the server cross-fades
+    // at the seams). Two different replies do not: a gap between them means silence, hence neutral.
+    if (b && b.ptsMs - a.ptsMs <= this.maxGapMs && (b.turn === a.turn || a.ambient || b.ambient)) {
       const t = (media - a.ptsMs) / (b.ptsMs - a.ptsMs);
       for (let k = 0; k < this.size; k++) out[k] = a.weights[k] + (b.weights[k] - a.weights[k]) * t;
-      this._tail = null;
-      return out;
+      return;
     }
     // `a` is the newest frame that is due. It covers one frame period; then, if nothing follows it, the turn is over
     // (flag or turn_end: ease out at once) or frames are late (hold a little before easing out: they may resume).
-    const finished = a.last || this._ended.has(a.turn) || (b !== undefined && b.turn !== a.turn);
-    const decayStart = a.ptsMs + this.frameMs + (finished ? 0 : this.holdMs);
+    // Where the session sends ambient frames, a finished reply is followed by them: wait for those as for late ones.
+    const ended = !a.ambient && (a.last || this._ended.has(a.turn));
+    const finished = (ended && !this._ambientSeen) || (b !== undefined && b.turn !== a.turn);
+    const period = a.ambient ? this.ambientFrameMs : this.frameMs;
+    const decayStart = a.ptsMs + period + (finished ? 0 : this.holdMs);
     const f = media <= decayStart ? 1 : decayFactor((media - decayStart) / this.decayMs);
     for (let k = 0; k < this.size; k++) out[k] = a.weights[k] * f;
-    this._tail = null;
-    return out;
   }
 
-  /** Neutral, or the ease-out that an interrupt started. */
+  /**
+   * After an interrupt, ease from the pose it left to the frames' pose (neutral when no frame plays), so neither
+   * the interrupt nor frames resuming soon after it make the face jump.
+   */
   _applyTail(nowMs) {
     const out = this._out;
     if (this._tail) {
       const f = decayFactor((nowMs - this._tail.startMs) / this.decayMs);
-      for (let k = 0; k < this.size; k++) out[k] = this._tail.from[k] * f;
+      for (let k = 0; k < this.size; k++) out[k] += (this._tail.from[k] - out[k]) * f;
       if (f === 0) this._tail = null;
     }
     return out;

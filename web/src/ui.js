@@ -32,7 +32,7 @@ export class Ui {
   constructor() {
     this.el = {
       stage: byId("stage"), avatarStatus: byId("avatar-status"), connect: byId("connect"), connection: byId("connection"),
-      chatState: byId("chat-state"), form: byId("composer"), text: byId("text"), send: byId("send"),
+      chatState: byId("chat-state"), mood: byId("mood"), form: byId("composer"), text: byId("text"), send: byId("send"),
       interrupt: byId("interrupt"), latencyToggle: byId("latency-toggle"), latency: byId("latency"),
       transcript: byId("transcript"), notice: byId("notice"), alert: byId("alert"), token: byId("token"),
       tokenField: byId("token-field"), mode: byId("mode"), avatarPicker: byId("avatar-picker"),
@@ -91,7 +91,10 @@ export class Ui {
     for (const el of [text, send, interrupt]) el.disabled = !live;
     text.placeholder = live ? (textOnly ? "Type a message" : "Type instead of speaking") : "Connect to chat";
     mode.hidden = !(live && textOnly);
-    if (!live) this.setConversationState(null);
+    if (!live) {
+      this.setConversationState(null);
+      this.setMood(null);
+    }
   }
 
   /** @param {'listening'|'thinking'|'speaking'|null} state the server's turn-taking state */
@@ -99,6 +102,20 @@ export class Ui {
     this.el.chatState.textContent = state ? STATE_TEXT[state] || state : "";
     this.el.chatState.dataset.state = state || "";
     this.el.chatState.hidden = !state;
+  }
+
+  /**
+   * The avatar's current mood next to the conversation state ("😊 happy"); null hides it (neutral).
+   * @param {string|null} label from protocol.js moodLabel()
+   * @param {{mood?: string, intensity?: number}} [event] the `mood` event, for the tooltip and tests
+   */
+  setMood(label, event = {}) {
+    const el = this.el.mood;
+    el.textContent = label || "";
+    el.hidden = !label;
+    el.dataset.mood = label ? String(event.mood ?? "") : "";
+    const strength = typeof event.intensity === "number" ? ` (intensity ${Math.round(event.intensity * 100)} %)` : "";
+    el.title = label ? `The avatar's mood: ${event.mood}${strength}` : "";
   }
 
   /** The offline-LLM notice (or any standing notice); null hides it. */

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from ..expression.cues import ExpressionCue
+
 
 class EngineUnavailable(RuntimeError):
     """An engine cannot be built here (missing package, missing weights, no network); the message says which."""
@@ -78,8 +80,9 @@ class LLMEngine(Protocol):
     name: str
     embedded: bool  # True for the offline stand-in, so the UI and the log can say so
 
-    def stream(self, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
-        """Stream the reply to an OpenAI-style message list as text deltas."""
+    def stream(self, messages: Sequence[dict]) -> AsyncIterator[str | ExpressionCue]:
+        """Stream the reply to an OpenAI-style message list as text deltas, with the expression cues the model
+        asked for (tool calls) in their place; inline tags may stay in the text (the reply strips them)."""
         ...
 
 

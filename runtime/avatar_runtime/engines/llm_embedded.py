@@ -18,6 +18,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from fractions import Fraction
 
+from ..expression.cues import ExpressionCue
+
 # Marker used to find earlier notices in the history, so the notice is not repeated every turn.
 NOTICE_MARKER = "OPENAI_BASE_URL"
 NOTICE = (
@@ -118,9 +120,13 @@ class EmbeddedLLM:
         self.notice_every = max(1, notice_every)  # the notice appears at most once per this many replies
         self.clock = clock  # injectable so tests can pin the time
 
-    async def stream(self, messages: Sequence[dict[str, str]]) -> AsyncIterator[str]:
-        """Yield the reply as word deltas; the sleep(0) lets barge-in and TTS run between words."""
-        for i, word in enumerate(self.reply(messages).split()):
+    async def stream(self, messages: Sequence[dict[str, str]]) -> AsyncIterator[str | ExpressionCue]:
+        """Yield the reply as word deltas, after the mood it is said in (as a model calling set_mood would);
+        the sleep(0) lets barge-in and TTS run between words."""
+        text = self.reply(messages)
+        for cue in reply_cues(text):
+            yield cue
+        for i, word in enumerate(text.split()):
             yield word if i == 0 else " " + word
             await asyncio.sleep(0)
 
@@ -214,6 +220,26 @@ class EmbeddedLLM:
         if any(NOTICE_MARKER in r for r in recent):
             return reply
         return f"{reply} {NOTICE}"
+
+
+# The mood each kind of canned reply is said in (first match wins; anything else is neutral).
+_REPLY_MOODS = (
+    (re.compile(r"^(Hello|Hi)\b"), "happy", "hello"),
+    (re.compile(r"^(Goodbye|Glad to hear|You're welcome|Nice to|I'm doing well)"), "happy", None),
+    (re.compile("|".join(re.escape(joke) for joke in _JOKES)), "happy", None),
+    (re.compile(r"^I'm sorry to hear"), "sad", None),
+    (re.compile(r"^I can't check|^You haven't told me"), "neutral", "shrug"),
+    (re.compile(r"^Hmm|question|wonder|think about|interesting", re.IGNORECASE), "thinking", None),
+)
+
+
+def reply_cues(reply: str) -> list[ExpressionCue]:
+    """The mood (and maybe a gesture) a canned reply is said in: what a real model would ask for with tools."""
+    for pattern, mood, gesture in _REPLY_MOODS:
+        if pattern.search(reply):
+            cues = [ExpressionCue("mood", mood, 0.7 if mood != "neutral" else 0.0)]
+            return cues + ([ExpressionCue("gesture", gesture)] if gesture else [])
+    return [ExpressionCue("mood", "neutral", 0.0)]
 
 
 def _normalize(text: str) -> str:

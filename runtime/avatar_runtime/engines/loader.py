@@ -19,12 +19,14 @@ OFFLINE_LLM_NOTICE = (
 def build_llm(config: RuntimeConfig) -> LLMEngine:
     llm = config.llm
     if llm.base_url or llm.api_key:
+        from ..expression.cues import TOOLS
         from .llm_openai import OpenAILLM
 
         log.info("LLM: %s at %s", llm.model, llm.base_url or "the OpenAI API")
         return OpenAILLM(
             base_url=llm.base_url, api_key=llm.api_key, model=llm.model, temperature=llm.temperature,
             max_tokens=llm.max_tokens, timeout_s=llm.timeout_s,
+            tools=TOOLS if config.expression.llm_control == "tools" else None,
         )  # fmt: skip
     from .llm_embedded import EmbeddedLLM
 
@@ -144,4 +146,14 @@ def build_engines(config: RuntimeConfig) -> Engines:
         "engines: vad=%s asr=%s llm=%s tts=%s a2e=%s",
         engines.vad.name, engines.asr.name, engines.llm.name, engines.tts.name, engines.a2e.name,
     )  # fmt: skip
+    _log_languages(config)
     return engines
+
+
+def _log_languages(config: RuntimeConfig) -> None:
+    from ..languages import languages_of
+
+    languages = languages_of(config)
+    log.info("languages: hears %s, speaks %s", ", ".join(languages.asr), ", ".join(languages.tts))
+    if (problem := languages.problem()) is not None:
+        log.warning("languages: %s", problem)

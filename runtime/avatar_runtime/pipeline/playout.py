@@ -4,6 +4,8 @@ The output track pulls 20 ms of audio at a time (`pull`). Frame k of a turn belo
 sample k·(rate/fps); it is released in the pull that plays that sample and stamped with that sample's place
 on the track (ms since the session's first reply sample), so a receiver that plays both on arrival sees them
 aligned — even when synthesis underruns and the track has to play silence in the middle of a turn.
+Cues (opaque markers such as an expression change) ride the same timeline: one added between two pieces of
+audio is released in the pull that plays the first sample after it.
 Pure and single-threaded: the track does the sending, the session reacts to `started`/`finished`.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +33,8 @@ class PullResult:
     frames: list[ReleasedFrame] = field(default_factory=list)
     started_turn: int | None = None  # the first sample of this turn is in this pull
     finished_turn: int | None = None  # this turn has now played out completely (or ended with no audio)
+    cues: list[tuple[int, Any]] = field(default_factory=list)  # (turn, cue) whose place was reached in this pull
+    start_ms: float | None = None  # timeline position of this pull's first sample (None before the origin)
 
 
 @dataclass
@@ -49,6 +54,7 @@ class _TurnAudio:
         self.played = 0  # turn samples played so far
         self.frames: list[np.ndarray] = []
         self.next_frame = 0
+        self.cues: deque[tuple[int, Any]] = deque()  # (turn sample position, cue)
         self.ended = False  # no more audio or frames will be added
         self.started = False
 
@@ -86,6 +92,16 @@ class Playout:
     def add_frames(self, turn: int, frames: list[np.ndarray]) -> None:
         self._turn(turn).frames.extend(frames)
 
+    def add_cue(self, turn: int, cue: Any) -> None:
+        """Mark the turn's timeline after the audio queued so far: `cue` is released with the next sample."""
+        entry = self._turn(turn)
+        entry.cues.append((entry.queued_samples, cue))
+
+    def start_timeline(self) -> None:
+        """Put the timeline's origin (pts 0) here, before any reply, for frames sent outside replies."""
+        if self._origin is None:
+            self._origin = self._position
+
     def end_turn(self, turn: int) -> None:
         self._turn(turn).ended = True
 
@@ -99,10 +115,17 @@ class Playout:
     def busy(self) -> bool:
         return bool(self._queue)
 
+    @property
+    def speaking(self) -> bool:
+        """A reply's audio has started playing and has not played out (it may be underrunning)."""
+        return bool(self._queue) and self._queue[0].started
+
     # -- consumer side (the output track) --------------------------------------------------------------
     def pull(self, n: int) -> PullResult:
         out = np.zeros(n, dtype=np.float32)
         result = PullResult(samples=out)
+        if self._origin is not None:
+            result.start_ms = (self._position - self._origin) * 1000 / self.sample_rate
         filled = 0
         while filled < n and self._queue:
             entry = self._queue[0]
@@ -125,6 +148,7 @@ class Playout:
                 result.started_turn = entry.turn
                 if self._origin is None:
                     self._origin = self._position + filled
+            self._release_cues(entry, entry.played, result)
             segment = entry.segments[0]
             offset = entry.played - segment.start
             take = min(len(out) - filled, len(segment.samples) - offset)
@@ -135,9 +159,15 @@ class Playout:
             if offset + take >= len(segment.samples):
                 entry.spoken.append(entry.segments.popleft())
         if not entry.segments and entry.ended:
-            # Audio is done: frames still pending (a last partial period) are released now.
+            # Audio is done: frames still pending (a last partial period) and cues after the last audio go now.
+            self._release_cues(entry, 1 << 62, result)
             self._release_frames(entry, 1 << 62, self._position + filled - entry.played, result)
         return filled - start_filled
+
+    @staticmethod
+    def _release_cues(entry: _TurnAudio, played_until: int, result: PullResult) -> None:
+        while entry.cues and entry.cues[0][0] <= played_until:
+            result.cues.append((entry.turn, entry.cues.popleft()[1]))
 
     def _release_frames(self, entry: _TurnAudio, played_until: int, track_base: int, result: PullResult) -> None:
         """Release frames starting before `played_until` turn samples; track_base maps turn → track samples."""

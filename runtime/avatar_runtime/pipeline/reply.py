@@ -20,6 +20,7 @@ import numpy as np
 
 from ..audio import resample, trim_leading_silence, trim_trailing_silence
 from ..engines.base import ASREngine, ExpressionEngine, LLMEngine, SpeechChunk, Transcription, TTSEngine
+from ..expression.cues import ExpressionCue, InlineCueFilter
 from .playout import Playout
 from .sentences import SentenceChunker, ends_sentence
 
@@ -101,7 +102,7 @@ class ReplyWorker:
         self,
         engines: Engines,
         playout: Playout,
-        messages_for: Callable[[str], list[dict[str, str]]],
+        messages_for: Callable[[ReplyHandle], list[dict]],
         send_event: Callable[[dict], None],
     ) -> None:
         self._engines = engines
@@ -136,7 +137,7 @@ class ReplyWorker:
             handle.done.set()
 
     async def _speak_reply(self, handle: ReplyHandle) -> None:
-        sentences: asyncio.Queue[str | None] = asyncio.Queue()
+        sentences: asyncio.Queue[str | ExpressionCue | None] = asyncio.Queue()
         llm = asyncio.create_task(self._stream_llm(handle, sentences), name=f"llm-{handle.turn}")
         try:
             await self._synthesize(handle, sentences)
@@ -146,22 +147,35 @@ class ReplyWorker:
                 llm.cancel()
                 await asyncio.gather(llm, return_exceptions=True)
 
-    async def _stream_llm(self, handle: ReplyHandle, sentences: asyncio.Queue[str | None]) -> None:
+    async def _stream_llm(self, handle: ReplyHandle, sentences: asyncio.Queue[str | ExpressionCue | None]) -> None:
         chunker = SentenceChunker()
+        tags = InlineCueFilter()  # inline [mood:happy] tags never reach TTS, the browser or the history
         started = time.perf_counter()
         turn = handle.turn
+
+        def take(items: list[str | ExpressionCue]) -> None:
+            for item in items:
+                if isinstance(item, ExpressionCue):
+                    # Queued ahead of the sentence in progress: it takes effect as that sentence starts playing.
+                    sentences.put_nowait(item)
+                    continue
+                handle.produced_text.append(item)
+                handle.deliver(lambda d=item: self._send_event({"type": "reply", "turn": turn, "text": d}))
+                for sentence in chunker.push(item):
+                    sentences.put_nowait(sentence)
+
         try:
-            stream = self._engines.llm.stream(self._messages_for(handle.user_text))
+            stream = self._engines.llm.stream(self._messages_for(handle))
             try:
                 async for delta in stream:
                     if handle.timings.llm_first_token is None:
                         handle.timings.llm_first_token = time.perf_counter() - started
-                    handle.produced_text.append(delta)
-                    handle.deliver(lambda d=delta: self._send_event({"type": "reply", "turn": turn, "text": d}))
-                    for sentence in chunker.push(delta):
-                        sentences.put_nowait(sentence)
+                    take([delta] if isinstance(delta, ExpressionCue) else tags.push(delta))
             finally:
                 await _aclose(stream)
+            take(tags.flush())
+            for rejected in tags.rejected:
+                log.info("reply %d: tag without effect: %s", turn, rejected)
             for sentence in chunker.flush():
                 sentences.put_nowait(sentence)
         except asyncio.CancelledError:
@@ -171,12 +185,15 @@ class ReplyWorker:
         finally:
             sentences.put_nowait(None)
 
-    async def _synthesize(self, handle: ReplyHandle, sentences: asyncio.Queue[str | None]) -> None:
+    async def _synthesize(self, handle: ReplyHandle, sentences: asyncio.Queue[str | ExpressionCue | None]) -> None:
         expression = self._engines.a2e.stream()
         turn, rate = handle.turn, self._playout.sample_rate
         index = 0
         trim_lead = True  # the reply's first audio, or a piece that continues a sentence cut for latency
         while (sentence := await sentences.get()) is not None:
+            if isinstance(sentence, ExpressionCue):
+                handle.deliver(lambda c=sentence: self._playout.add_cue(turn, c))
+                continue
             index += 1
             asked = time.perf_counter()
             # A first piece cut before a phrase opener ends mid-sentence: the voice's end-of-utterance silence

@@ -2,8 +2,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  ARKIT_BLENDSHAPES, FLAG_LAST, HEADER_BYTES, ProtocolError, decodeFrame, halfToFloat, heardLabels, parseEvent,
-  weightsToObject,
+  ARKIT_BLENDSHAPES, FLAG_AMBIENT, FLAG_LAST, HEADER_BYTES, ProtocolError, SERVER_EVENTS, decodeFrame, halfToFloat,
+  heardLabels, MOOD_EMOJI, moodLabel, parseEvent, weightsToObject,
 } from "../../../web/src/protocol.js";
 
 /** float → float16 bits (round to nearest), written independently of the decoder under test. */
@@ -60,6 +60,26 @@ test("a 116-byte frame decodes to turn, pts, last flag and 52 weights", () => {
   assert.equal(decodeFrame(encode({ flags: 0 })).last, false);
 });
 
+test("flags bit 1 marks an ambient frame, independently of bit 0", () => {
+  assert.equal(FLAG_AMBIENT, 0x02);
+  // Bytes written by hand, not by encode(): version 1, flags 0x02, n = 52, turn 3, pts 70000 (0x00011170).
+  const bytes = new Uint8Array(116);
+  bytes.set([0x01, 0x02, 0x34, 0x00, 0x03, 0x00, 0x00, 0x00, 0x70, 0x11, 0x01, 0x00]);
+  bytes.set([0x00, 0x38], HEADER_BYTES + 2 * 8); // eyeBlinkLeft = 0.5 (float16 0x3800)
+  const ambient = decodeFrame(bytes);
+  assert.equal(ambient.ambient, true);
+  assert.equal(ambient.last, false);
+  assert.equal(ambient.turn, 3);
+  assert.equal(ambient.ptsMs, 70000);
+  assert.equal(ambient.weights[8], 0.5);
+  bytes[1] = 0x03; // both bits
+  assert.deepEqual([decodeFrame(bytes).ambient, decodeFrame(bytes).last], [true, true]);
+  bytes[1] = 0x01; // a reply's last frame
+  assert.deepEqual([decodeFrame(bytes).ambient, decodeFrame(bytes).last], [false, true]);
+  bytes[1] = 0xfc; // unknown bits of a later server are ignored
+  assert.deepEqual([decodeFrame(bytes).ambient, decodeFrame(bytes).last], [false, false]);
+});
+
 test("little-endian u32 fields, and typed-array views with an offset, decode right", () => {
   const buffer = encode({ turn: 0x01020304, pts: 0xfffffffe });
   const padded = new Uint8Array(buffer.byteLength + 5);
@@ -86,6 +106,21 @@ test("events parse from JSON text; anything else is a ProtocolError", () => {
   assert.throws(() => parseEvent("not json"), ProtocolError);
   assert.throws(() => parseEvent("[1]"), ProtocolError);
   assert.throws(() => parseEvent('{"type":3}'), ProtocolError);
+});
+
+test("mood labels: an emoji and the name; neutral, intensity 0 and garbage show nothing", () => {
+  assert.equal(moodLabel({ type: "mood", mood: "happy", intensity: 0.7 }), "😊 happy");
+  assert.equal(moodLabel({ mood: "thinking" }), "🤔 thinking");
+  for (const mood of ["sad", "angry", "surprised", "fearful", "disgusted"]) {
+    assert.ok(MOOD_EMOJI[mood], `an emoji for ${mood}`);
+    assert.equal(moodLabel({ mood, intensity: 0.4 }), `${MOOD_EMOJI[mood]} ${mood}`);
+  }
+  assert.equal(moodLabel({ mood: "bored", intensity: 0.5 }), "🙂 bored"); // a mood added to the server later
+  assert.equal(moodLabel({ mood: "neutral", intensity: 1 }), null);
+  assert.equal(moodLabel({ mood: "happy", intensity: 0 }), null);
+  assert.equal(moodLabel({ mood: 3 }), null);
+  assert.equal(moodLabel({}), null);
+  assert.ok(["mood", "gesture", "user_speech"].every((type) => SERVER_EVENTS.includes(type)));
 });
 
 test("weightsToObject maps by name and reuses the target", () => {

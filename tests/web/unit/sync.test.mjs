@@ -1,11 +1,15 @@
 // Unit tests of web/src/sync.js: the arrival clock, interpolation, decay to neutral, interrupts, delay stats.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ArrivalClock, ExpressionPlayer, FRAME_MS, PlayoutDelayMeter, decayFactor, jitterDelayMs } from "../../../web/src/sync.js";
+import {
+  AMBIENT_FRAME_MS, ArrivalClock, ExpressionPlayer, FRAME_MS, PlayoutDelayMeter, decayFactor, jitterDelayMs,
+} from "../../../web/src/sync.js";
 
 const JAW = 0;
 /** A frame whose jaw weight is `jaw` (size 2 keeps the arithmetic readable). */
 const frame = (turn, ptsMs, jaw, last = false) => ({ turn, ptsMs, last, weights: Float32Array.of(jaw, 1 - jaw) });
+/** An ambient frame (idle life, 15 fps) of the latest turn `turn`. */
+const ambient = (turn, ptsMs, jaw) => ({ ...frame(turn, ptsMs, jaw), ambient: true });
 const close = (actual, expected, eps = 1e-4) => assert.ok(Math.abs(actual - expected) <= eps, `${actual} != ${expected}`);
 
 /** A player fed a turn of frames at 30 fps, each arriving `networkMs` after its pts on a 1000 ms local offset. */
@@ -127,6 +131,84 @@ test("reset forgets the timeline (a new session starts its pts at 0 again)", () 
   assert.equal(player.clock.offsetMs, null);
   assert.equal(player.buffered, 0);
   assert.deepEqual(Array.from(player.sample(1010)), [0, 0]);
+});
+
+/** A player (no playout delay, pts 0 arriving at local 1000) fed ambient frames at 15 fps from `startPts`. */
+function ambientPlayer(jaws, { turn = 0, startPts = 0 } = {}) {
+  const player = new ExpressionPlayer({ size: 2, centreMs: 0, clock: new ArrivalClock({ packetSlackMs: 0 }) });
+  jaws.forEach((jaw, i) => {
+    const pts = startPts + Math.round(i * AMBIENT_FRAME_MS);
+    player.push(ambient(turn, pts, jaw), 1000 + pts);
+  });
+  return player;
+}
+
+test("ambient frames 66.7 ms apart are interpolated", () => {
+  const player = ambientPlayer([0.2, 0.8, 0.5]);
+  close(player.sample(1000)[JAW], 0.2);
+  close(player.sample(1000 + 33)[JAW], 0.2 + 0.6 * (33 / 67)); // pts 0 → 67 (rounded stamps)
+  close(player.sample(1000 + 67)[JAW], 0.8);
+  close(player.sample(1000 + 100)[JAW], 0.8 - 0.3 * (33 / 66)); // 67 → 133
+});
+
+test("a reply's last frame followed by an ambient frame is interpolated into it, not eased to neutral", () => {
+  const player = ambientPlayer([0.1, 0.1]); // idle life before the question: pts 0, 67
+  [0.3, 0.6, 0.9].forEach((jaw, i) => player.push(frame(1, 100 + 33 * i, jaw, i === 2), 1100 + 33 * i));
+  player.endTurn(1); // turn_end arrives with the last frame; the ambient frames still follow it
+  player.push(ambient(1, 200, 0.2), 1200); // the server resumes idle life right after the reply's audio
+  close(player.sample(1000 + 83)[JAW], 0.1 + 0.2 * (16 / 33)); // ambient → reply: one timeline, 33 ms apart
+  close(player.sample(1000 + 166)[JAW], 0.9);
+  const mid = player.sample(1000 + 183)[JAW]; // halfway between the last reply frame (166) and the ambient one (200)
+  assert.ok(mid > 0.2 && mid < 0.9, `between the two frames' weights: ${mid}`);
+  close(mid, 0.9 + (0.2 - 0.9) * (17 / 34));
+  close(player.sample(1000 + 200)[JAW], 0.2);
+});
+
+test("a finished reply waits for the ambient frames that follow it (a late one is not a jump back up)", () => {
+  const player = ambientPlayer([0.1]);
+  player.push(frame(1, 67, 0.8, true), 1067);
+  const before = player.sample(1000 + 67 + 33 + 60)[JAW]; // the ambient frame after it has not arrived yet
+  close(before, 0.8); // held as an underrun, not eased out as the end of a session without idle life
+  player.push(ambient(1, 67 + 100, 0.2), 1000 + 67 + 100);
+  close(player.sample(1000 + 67 + 50)[JAW], 0.8 + (0.2 - 0.8) * 0.5);
+});
+
+test("ambient frames that stop (a stall) are held, then eased to neutral", () => {
+  const player = ambientPlayer([0.3, 0.6]); // the newest one, pts 67, covers until 133
+  close(player.sample(1000 + 67 + 67 + 100)[JAW], 0.6); // held: 67 ms period + 120 ms hold
+  const easing = player.sample(1000 + 67 + 67 + 120 + 75)[JAW];
+  assert.ok(easing > 0.05 && easing < 0.55, `easing out: ${easing}`);
+  close(player.sample(1000 + 67 + 67 + 120 + 150)[JAW], 0);
+  player.push(ambient(0, 1000, 0.4), 2000); // they resume
+  close(player.sample(2000)[JAW], 0.4);
+});
+
+test("interrupt drops the reply's frames but never the ambient ones, before or after it", () => {
+  const player = ambientPlayer([0.2, 0.4, 0.6]); // pts 0, 67, 133: the user interrupts while the avatar thinks
+  player.interrupt(1000 + 50);
+  close(player.sample(1000 + 50)[JAW], 0.2 + 0.2 * (50 / 67)); // no ease-out: idle life goes on where it was
+  close(player.sample(1000 + 100)[JAW], 0.4 + 0.2 * (33 / 66));
+  // Ambient frames carry the latest turn, the one just interrupted: they still play.
+  player.push(ambient(0, 200, 0.8), 1200);
+  close(player.sample(1000 + 200)[JAW], 0.8);
+  player.push(frame(0, 233, 0.1), 1233); // a straggler of the interrupted reply is still dropped
+  close(player.sample(1000 + 233)[JAW], 0.8);
+  assert.equal(player.buffered, 4);
+});
+
+test("interrupting a reply eases out of it into the ambient frames that follow", () => {
+  const player = ambientPlayer([0.0]);
+  [0.8, 0.8, 0.8, 0.8, 0.8, 0.8].forEach((jaw, i) => player.push(frame(1, 67 + 33 * i, jaw), 1067 + 33 * i));
+  close(player.sample(1000 + 120)[JAW], 0.8);
+  player.interrupt(1000 + 120);
+  close(player.sample(1000 + 120)[JAW], 0.8); // leaves the pose it had, not a jump
+  player.push(ambient(1, 140, 0.3), 1140); // the server resumes idle life at once
+  player.push(ambient(1, 207, 0.3), 1207);
+  const blend = player.sample(1000 + 195)[JAW]; // halfway through the ease: between the reply pose and idle life
+  assert.ok(blend > 0.3 && blend < 0.8, `blending: ${blend}`);
+  close(player.sample(1000 + 120 + 150)[JAW], 0.3); // the ease is over: the ambient frames alone
+  player.push(frame(1, 300, 0.9), 1300); // the interrupted reply's straggler
+  close(player.sample(1000 + 300)[JAW], 0.3);
 });
 
 test("jitter-buffer delay: cumulative seconds over emitted samples, per interval", () => {

@@ -3,6 +3,7 @@
 // undefined; every renderer draws on ONE static canvas; the scene fades in over ~380 frames; backgroundColor
 // must be '0xrrggbb'; weights are scaled in place in the object we return; absent weights keep their old value.
 import { GaussianSplatRenderer, SceneRevealMode } from "gaussian-splat-renderer-for-lam";
+import { HelloClip } from "./clips.js";
 import { checkAvatarZip } from "./zip.js";
 
 /** ARKit-52 blendshape names, in the order of DESIGN.md §4. */
@@ -65,6 +66,7 @@ let constructing = Promise.resolve(); // a getInstance() in flight: it will grab
  * @property {HTMLCanvasElement} canvas the canvas the avatar is drawn on (inside `container`)
  * @property {() => Promise<void>} dispose stop rendering, free the GPU context, remove the canvas
  * @property {(frozen: boolean) => void} setBodyFrozen stop/restart the body clips (deterministic stills)
+ * @property {() => boolean} playHello play the avatar's hello (wave) clip once; false when it cannot now
  * @property {number} frames frames rendered so far
  * @property {number} splats splat count of the avatar
  * @property {object} renderer the underlying GaussianSplatRenderer (diagnostics only)
@@ -156,12 +158,18 @@ export async function mountAvatar(container, { zipUrl, getChatState, getWeights,
     return e instanceof AvatarLoadError ? e : new AvatarLoadError(String(e?.message || e));
   };
   const failure = (why) => new AvatarLoadError(`the avatar renderer could not load ${name}.zip: ${why}`);
+  let hello = null; // the hello clip player, made on the first wave
   const view = {
     canvas,
     renderer: null,
     frames: 0,
     splats: 0,
     setBodyFrozen(frozen) { if (view.renderer.mixer) view.renderer.mixer.timeScale = frozen ? 0 : 1; },
+    playHello() {
+      if (current !== view || !view.renderer?.animManager) return false; // replaced, or its clips not loaded yet
+      hello ??= new HelloClip(view.renderer.animManager);
+      return hello.play();
+    },
     async dispose() {
       if (current === view) current = null;
       await disposeRenderer(view.renderer, canvas);
