@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from avatar_runtime.config import RuntimeConfig, load_config
-from avatar_runtime.engines.base import TTSEngine
+from avatar_runtime.engines.base import ASREngine, TTSEngine
 from avatar_runtime.engines.llm_openai import OpenAILLM
 from avatar_runtime.engines.loader import build_engines
 from avatar_runtime.expression.cues import TOOLS
@@ -25,12 +25,17 @@ def shared_engines() -> Engines:
 
 @pytest.fixture
 def serve(shared_engines):
-    """`serve(stub, config=None, tts=None, **server_settings)` → a running RuntimeServer whose LLM is the given stub
-    server (and whose TTS is `tts`, e.g. a recorder around the shared engine)."""
+    """`serve(stub, config=None, tts=None, asr=None, **server_settings)` → a running RuntimeServer whose LLM is the
+    given stub server (and whose TTS / ASR are `tts` / `asr` when given, e.g. a recorder around the shared engine)."""
     stack = contextlib.ExitStack()
 
     def start(
-        stub: OpenAIStubServer | None, config: RuntimeConfig | None = None, *, tts: TTSEngine | None = None, **server
+        stub: OpenAIStubServer | None,
+        config: RuntimeConfig | None = None,
+        *,
+        tts: TTSEngine | None = None,
+        asr: ASREngine | None = None,
+        **server,
     ) -> RuntimeServer:
         config = config or load_config(env={})
         for key, value in server.items():
@@ -46,8 +51,8 @@ def serve(shared_engines):
                 timeout_s=config.llm.timeout_s,
                 tools=TOOLS if config.expression.llm_control == "tools" else None,
             )
-        tts = tts or shared_engines.tts
-        engines = Engines(shared_engines.vad, shared_engines.asr, llm, tts, shared_engines.a2e)
+        tts, asr = tts or shared_engines.tts, asr or shared_engines.asr
+        engines = Engines(shared_engines.vad, asr, llm, tts, shared_engines.a2e)
         return stack.enter_context(RuntimeServer(config, engines))
 
     yield start

@@ -9,6 +9,7 @@ import re
 import httpx
 import numpy as np
 from avatar_runtime.config import load_config
+from avatar_runtime.engines.base import Transcription
 from avatar_runtime.expression.cues import TAG_INSTRUCTIONS
 from avatar_runtime.protocol import INDEX
 
@@ -21,6 +22,18 @@ REPLY = "I think that is a lovely idea. Let us talk about it for a while, shall 
 SMILE = [INDEX["mouthSmileLeft"], INDEX["mouthSmileRight"]]
 CHEEKS = [INDEX["cheekSquintLeft"], INDEX["cheekSquintRight"]]
 BROWS_UP = [INDEX["browInnerUp"], INDEX["browOuterUpLeft"], INDEX["browOuterUpRight"]]
+
+
+class EmotionalASR:
+    """The shared Whisper engine's words, with the emotion and events SenseVoice would add (it cannot run here with
+    real weights, and a random tiny SenseVoice tags at random): what the session does with them is under test."""
+
+    def __init__(self, inner, emotion: str, events: tuple[str, ...]) -> None:
+        self.inner, self.name, self.emotion, self.events = inner, "sensevoice-like", emotion, events
+
+    async def transcribe(self, samples_16k):
+        heard = await self.inner.transcribe(samples_16k)
+        return Transcription(heard.text, "en", self.emotion, self.events)
 
 
 class RecordingTTS:
@@ -154,4 +167,26 @@ async def test_idle_and_listening_frames_are_alive_and_join_the_reply_timeline(s
         after = [f for _, f in peer.received.ambient if f.pts_ms > last_pts]
         assert len(after) >= 10 and after[0].pts_ms - last_pts < 100  # idle life resumes at once ...
         assert np.abs(after[0].weights - reply[-1].weights).max() < 0.2  # ... from the last spoken pose
+        await peer.close()
+
+
+async def test_the_users_emotion_reaches_the_llm_and_the_face(serve, shared_engines):
+    asr = EmotionalASR(shared_engines.asr, "happy", ("laughter",))
+    # The model takes 0.6 s to answer: the face's reaction shows while it thinks.
+    with OpenAIStubServer(["That is wonderful news!"], first_token_delay_s=0.6) as stub:
+        peer = AvatarPeer(serve(stub, asr=asr).url)
+        await peer.connect()
+        await asyncio.sleep(2.0)  # past the greeting
+        peer.mic.say(speak("I got the job today."))
+        transcript = await peer.wait_event("transcript", timeout=30)
+        assert transcript["emotion"] == "happy" and transcript["events"] == ["laughter"]
+        await peer.wait_event("turn_end", timeout=30)
+        asked = stub.last_request.messages[-1]["content"]
+        assert asked == f"[voice: the user sounds happy; heard: laughter] {transcript['text']}"
+        # The face mirrored the user's joy between their words and the answer (ambient frames, thinking).
+        heard_at = peer.event_time("transcript")
+        reply_starts = min(at for at, _ in peer.received.frames)
+        mirrored = np.array([f.weights for at, f in peer.received.ambient if heard_at <= at < reply_starts])
+        before = np.array([f.weights for at, f in peer.received.ambient if heard_at - 1.5 <= at < heard_at - 0.5])
+        assert len(mirrored) >= 6 and mirrored[:, SMILE].max() > before[:, SMILE].max() + 0.15
         await peer.close()
