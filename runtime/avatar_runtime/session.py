@@ -228,7 +228,9 @@ class Session:
             self._expression.set_activity("listening", self._timeline_s)
             self.send_event({"type": "user_speech", "speaking": True})
         elif isinstance(event, SpeechPaused):
+            # A small "mm-hm" at the user's pause: the face in the ambient frames, a nod by the browser's head.
             self._expression.acknowledge(self._timeline_s)
+            self.send_event({"type": "gesture", "name": "acknowledge"})
             self._drop_speculative()
             self._speculative = self._worker.start(ReplyHandle(turn=self._next_turn(), utterance=event.utterance))
             self._spawn(self._end_early_if_complete(self._speculative), "early-end")

@@ -155,6 +155,8 @@ async def test_idle_and_listening_frames_are_alive_and_join_the_reply_timeline(s
         listening = np.array([f.weights for at, f in peer.received.ambient if started + 0.5 < at < ended])
         assert len(listening) > 10 and listening.std(axis=0).max() > 0.02
         assert listening[:, BROWS_UP].mean() > idle[:, BROWS_UP].mean() + 0.05  # attention
+        acknowledged = [at for at, e in peer.received.events if e.get("name") == "acknowledge"]
+        assert acknowledged and started < acknowledged[0] <= ended + 0.05  # "mm-hm" at a pause (a nod, in a browser)
 
         done = await peer.wait_event("turn_end", timeout=30)
         await asyncio.sleep(1.0)
