@@ -18,7 +18,13 @@ TAG = st.builds(
     st.sampled_from([*MOODS, "wink", "shrug", "hello", "bogus", ""]),
     st.sampled_from(["", ",0.5", ":2", ", 70"]),
 )
-PIECE = st.one_of(st.text(max_size=20), TAG, st.sampled_from(["[", "]", "[[", "[mood", "\n", "]["]))
+PIECE = st.one_of(
+    st.text(max_size=20),
+    TAG,
+    st.sampled_from(["[", "]", "[[", "[mood", "\n", "]["]),
+    st.sampled_from(["😊", " 👋🏽", "❤️", "\u200d", " ", "  ", "🤷\u200d♀️", "😢!"]),
+)
+EMOJI = re.compile("[\U0001f000-\U0001faff\u2600-\u27bf\ufe0f\u200d]")
 WELL_FORMED = re.compile(
     r"\[\s*(mood|expression|gesture)\s*[:=]\s*[A-Za-z_\- ]{1,24}?\s*(?:[,:]\s*[0-9.]+\s*)?\]", re.I
 )
@@ -42,6 +48,7 @@ def test_tag_filtering_does_not_depend_on_how_the_text_is_split(pieces, steps):
     assert run(deltas) == whole
     out, cues = whole
     assert not WELL_FORMED.search(out), out  # no tag is ever spoken
+    assert not EMOJI.search(out), out  # nor an emoji
     assert len(out) <= len(text) and all(0 <= c.intensity <= 1 for c in cues)
 
 

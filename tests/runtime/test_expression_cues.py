@@ -57,8 +57,8 @@ def test_brackets_that_are_not_tags_stay_text():
 def test_text_is_released_without_waiting_except_after_an_open_bracket():
     cue_filter = InlineCueFilter()
     assert cue_filter.push("Hello there") == ["Hello there"]
-    assert cue_filter.push(" and [mo") == [" and "]  # held: may become a tag
-    assert cue_filter.push("od:sad] so") == [ExpressionCue("mood", "sad"), " so"]
+    assert cue_filter.push(" and [mo") == [" and"]  # held: may become a tag (and the space an emoji's)
+    assert cue_filter.push("od:sad] so") == [" ", ExpressionCue("mood", "sad"), " so"]
 
 
 def test_tool_calls_become_cues_and_bad_ones_say_why():
@@ -118,3 +118,12 @@ def test_messages_carry_the_voice_note_for_this_request_only():
     repeated = build_messages("S", [*history, {"role": "user", "content": "x"}], "x", history_turns=8)
     assert [m["content"] for m in repeated] == ["S", "Hi", "Hello!", "x"]  # its own question is not doubled
     assert len(build_messages("S", history * 10, "x", history_turns=1)) == 4
+
+
+def test_emoji_are_never_spoken_and_faces_become_expressions():
+    text, cues, _ = run_filter(["Great news 😊! See you", " 👋🏽 soon ✨. Oh 😢", " I ❤️ 👩‍💻 code 🤔"])
+    assert text == "Great news! See you soon. Oh I code"
+    assert [(c.action, c.name) for c in cues] == [
+        ("expression", "happy"), ("gesture", "hello"), ("expression", "sad"), ("expression", "thinking")]  # fmt: skip
+    assert run_filter(list("Great news 😊! See you 👋🏽 soon")) == run_filter(["Great news 😊! See you 👋🏽 soon"])
+    assert strip_tags("中文没有表情。😉") == "中文没有表情。"

@@ -28,6 +28,7 @@ const { values: args } = parseArgs({
   },
 });
 const BG = "#1f2430";
+const HEAD_PITCH = (8 * Math.PI) / 180; // the fixed head rotation of the head-motion check
 const SIZE = Number(args.size);
 const pairs = (list) => list.map((s) => { const i = s.indexOf("="); return [s.slice(0, i), s.slice(i + 1)]; });
 const avatars = pairs(args.avatar);
@@ -94,6 +95,19 @@ for (const [i, [name]] of avatars.entries()) {
   const jaw1 = await capture({ jawOpen: 1 }, "jaw1", name);
   const blink = await capture({ eyeBlinkLeft: 1, eyeBlinkRight: 1 }, "blink", name);
   const neutral2 = await capture({}, "neutral2", name);
+  // Head motion (headbone.js): the head bone turned 8° chin-down on top of the frozen body clip, then no rotation
+  // again (back to the neutral still: nothing accumulated).
+  const headAttached = await page.evaluate((p) => window.renderTest.setHeadPose(p), { pitch: HEAD_PITCH, yaw: 0, roll: 0 });
+  const pitched = await capture({}, "head-pitch8", name);
+  await page.evaluate(() => window.renderTest.setHeadPose(null));
+  const unpitched = await capture({}, "head-none", name);
+  // Live procedural motion while the body is frozen (the first avatar only): the head holds still too.
+  let live = null;
+  if (i === 0) {
+    await page.evaluate(() => window.renderTest.startHeadMotion({ seed: 3 }));
+    live = [await capture({}, "head-live-a", name, true), await capture({}, "head-live-b", name, true)];
+    await page.evaluate(() => window.renderTest.setHeadPose(null));
+  }
   const f1 = await page.evaluate(() => window.renderTest.frames());
   r.fps = +((f1 - f0) / ((Date.now() - tStart) / 1000)).toFixed(2);
   if (i === 0) firstNeutral = neutral;
@@ -106,14 +120,29 @@ for (const [i, [name]] of avatars.entries()) {
   if (!head) continue;
   const regions = Object.fromEntries(Object.entries(REGIONS).map(([k, f]) => [k, sub(head, ...f)]));
   r.regions = regions;
+  // Below the shoulder line: the splats all follow the head bone, so a head turn moves them too, but less.
+  const shoulders = { x0: head.fgBox.x0, y0: head.y1, x1: head.fgBox.x1, y1: head.fgBox.y1 };
   const measure = (img) => Object.fromEntries(Object.entries(regions).map(([k, box]) => [k, diff(neutral, img, box)]));
   r.diff = {
     neutralRepeat: { ...measure(neutral2), whole: diff(neutral, neutral2) },
     jawFixture: measure(jawFrame),
     jawOpen1: measure(jaw1),
     blink: measure(blink),
+    headPitch: { ...measure(pitched), head: diff(neutral, pitched, head), shoulders: diff(neutral, pitched, shoulders),
+      attached: headAttached },
+    headBack: { head: diff(neutral, unpitched, head), whole: diff(neutral, unpitched) },
+    ...(live && { headLiveFrozen: { whole: compareStills(live[0], live[1], "head-live-frozen") } }),
   };
-  r.changedBox = { jawOpen1: changedBox(neutral, jaw1), blink: changedBox(neutral, blink), jawFixture: changedBox(neutral, jawFrame) };
+  // Which way the head went: the foreground's mean row in the head box (down = larger).
+  const meanRow = (img) => {
+    const m = foreground(img, bg).mask;
+    let sum = 0, n = 0;
+    for (let y = head.y0; y < head.y1; y++) for (let x = head.x0; x < head.x1; x++) if (m[y * img.width + x]) { sum += y; n++; }
+    return n ? sum / n : null;
+  };
+  r.headPitchRowShift = +(meanRow(pitched) - meanRow(neutral)).toFixed(2);
+  r.changedBox = { jawOpen1: changedBox(neutral, jaw1), blink: changedBox(neutral, blink), jawFixture: changedBox(neutral, jawFrame),
+    headPitch: changedBox(neutral, pitched) };
 }
 
 // Re-mount the first avatar after the others: the same still as on the fresh page means nothing leaked.

@@ -100,3 +100,25 @@ export function changedBox(a, b, tol = 24) {
   }
   return x1 < 0 ? null : { x0, y0, x1, y1 };
 }
+
+/**
+ * How far the content of `box` moved down from image a to image b: the vertical shift dy (pixels, -max..max) that
+ * best matches b's box to a's box moved by dy (least mean |ΔRGB|), e.g. the face moving down in a nod.
+ * @returns {{dy: number, error: number, still: number}} error at dy, and at dy = 0 for comparison
+ */
+export function verticalShift(a, b, box, max = 20) {
+  const cost = (dy) => {
+    let sum = 0, n = 0;
+    for (let y = Math.max(box.y0, box.y0 + dy); y < Math.min(box.y1, box.y1 + dy); y++) {
+      for (let x = box.x0; x < box.x1; x++) {
+        const i = 4 * (y * a.width + x), j = 4 * ((y - dy) * a.width + x);
+        sum += Math.abs(b.px[i] - a.px[j]) + Math.abs(b.px[i + 1] - a.px[j + 1]) + Math.abs(b.px[i + 2] - a.px[j + 2]);
+        n++;
+      }
+    }
+    return n ? sum / (3 * n) : Infinity;
+  };
+  let best = 0;
+  for (let dy = -max; dy <= max; dy++) if (cost(dy) < cost(best)) best = dy;
+  return { dy: best, error: +cost(best).toFixed(3), still: +cost(0).toFixed(3) };
+}

@@ -163,17 +163,37 @@ _TAG = re.compile(
 _MAX_TAG_CHARS = 48  # longer than any tag: a '[' followed by more is ordinary text
 
 
+# Emoji a model writes although it was asked not to: never read out (TTS would say "smiling face" or worse),
+# and the common faces become what they show, as in browser avatar libraries (TalkingHead's emoji expressions).
+_EMOJI_RUN = re.compile(r" ?[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B50-\u2B55\uFE0E\uFE0F\u200D\u20E3]+")
+_EMOJI_CUES: dict[str, tuple[CueAction, str]] = {
+    **dict.fromkeys("😀😃😄😁😆😊🙂☺😍🥰😘😺😸😹😂🤣😅😇🥳", ("expression", "happy")),
+    **dict.fromkeys("😢😭😞😔🙁☹😟😿💔", ("expression", "sad")),
+    **dict.fromkeys("😮😯😲😳🤯", ("expression", "surprised")),
+    **dict.fromkeys("😨😰😱", ("expression", "fearful")),
+    **dict.fromkeys("😠😡🤬", ("expression", "angry")),
+    **dict.fromkeys("🤢🤮😖", ("expression", "disgusted")),
+    **dict.fromkeys("🤔🧐", ("expression", "thinking")),
+    **dict.fromkeys("😉😜", ("gesture", "wink")),
+    "🙄": ("gesture", "eye_roll"),
+    "🤷": ("gesture", "shrug"),
+    "👋": ("gesture", "hello"),
+}
+
+
 class InlineCueFilter:
-    """Streaming text → text without tags, and the cues the tags asked for, in order.
+    """Streaming text → text without tags or emoji, and the cues they asked for, in order.
 
     A tag may arrive split over several deltas ("[mo", "od:happy]"): text from a '[' on is held back until it
     is a whole tag, or cannot become one. A well-formed tag naming something unknown is still removed (it is
-    markup, never speech); a bracket that is not a tag stays text.
+    markup, never speech); a bracket that is not a tag stays text. Emoji are removed; faces become passing
+    expressions (😊 → happy), 😉 👋 🙄 🤷 gestures.
     """
 
     def __init__(self) -> None:
         self._pending = ""
         self.rejected: list[str] = []  # tags removed without effect, for the log
+        self._last_emoji_cue: ExpressionCue | None = None  # "😂😂😂" is one laugh, however it was split
 
     def push(self, delta: str) -> list[str | ExpressionCue]:
         self._pending += delta
@@ -196,11 +216,42 @@ class InlineCueFilter:
                 continue
             candidate, self._pending = self._pending[: end + 1], self._pending[end + 1 :]
             out.extend(self._tag_or_text(candidate))
-        return _merge_text(out)
+        out = _merge_text(out)
+        if out and isinstance(out[-1], str) and out[-1].endswith(" "):
+            # An emoji may follow (after a tag, maybe) and takes the space before it along: keep that space back.
+            self._pending, out[-1] = " " + self._pending, out[-1][:-1]
+        return _merge_text(self._emoji_to_cues(_merge_text(out)))
 
     def flush(self) -> list[str | ExpressionCue]:
         pending, self._pending = self._pending, ""
-        return [pending] if pending else []
+        return _merge_text(self._emoji_to_cues([pending]))
+
+    def _emoji_to_cues(self, items: list[str | ExpressionCue]) -> list[str | ExpressionCue]:
+        """Emoji runs (and the space before each) removed from the text; each known face becomes its cue, once
+        for a repeated one (consecutive, nothing but emoji between)."""
+        out: list[str | ExpressionCue] = []
+
+        def text(piece: str) -> None:
+            if piece:
+                out.append(piece)
+                self._last_emoji_cue = None
+
+        for item in items:
+            if not isinstance(item, str):
+                out.append(item)
+                self._last_emoji_cue = None
+                continue
+            last = 0
+            for run in _EMOJI_RUN.finditer(item):
+                text(item[last : run.start()])
+                for known in (_EMOJI_CUES[ch] for ch in run.group() if ch in _EMOJI_CUES):
+                    cue = make_cue(*known)
+                    if cue != self._last_emoji_cue:
+                        out.append(cue)
+                        self._last_emoji_cue = cue
+                last = run.end()
+            text(item[last:])
+        return out
 
     def _tag_or_text(self, candidate: str) -> list[str | ExpressionCue]:
         match = _TAG.fullmatch(candidate)
