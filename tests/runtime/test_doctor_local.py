@@ -93,9 +93,16 @@ def test_a_version_off_the_pin_warns():
 
 def test_embedded_models_load():
     results = by_name(embedded.check(target(tts={"engine": "espeak", "voice": "en-us"})))
-    assert [r.status for r in results.values()] == ["ok", "ok", "ok"], results
+    assert [r.status for r in results.values()] == ["ok", "ok", "ok", "ok"], results
     assert "sha256 verified" in results["whisper ASR"].finding
+    assert results["languages"].finding == "conversations in: en (hears en)"
     assert "voice 'en-us' exists" in results["espeak TTS"].finding
+
+
+def test_a_voice_in_another_language_than_asr_hears_warns():
+    result = embedded.check_languages(target(tts={"engine": "edge", "voice": "ja-JP-NanamiNeural"}).config)
+    assert result.status == "warn" and "ASR hears en but the TTS voice speaks ja" in result.finding
+    assert "asr.language" in result.fix
 
 
 def test_espeak_with_an_unknown_voice_fails_naming_the_key():

@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { launch, report } from "./lib/browser.mjs";
 import { startServer } from "./render_server.mjs";
-import { changedBox, decodeCapture, diff, foreground, headBox, parseHex, sub } from "./render_images.mjs";
+import { changedBox, decodeCapture, diff, foreground, headBox, parseHex, sub, verticalShift } from "./render_images.mjs";
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const { values: args } = parseArgs({
@@ -133,14 +133,8 @@ for (const [i, [name]] of avatars.entries()) {
     headBack: { head: diff(neutral, unpitched, head), whole: diff(neutral, unpitched) },
     ...(live && { headLiveFrozen: { whole: compareStills(live[0], live[1], "head-live-frozen") } }),
   };
-  // Which way the head went: the foreground's mean row in the head box (down = larger).
-  const meanRow = (img) => {
-    const m = foreground(img, bg).mask;
-    let sum = 0, n = 0;
-    for (let y = head.y0; y < head.y1; y++) for (let x = head.x0; x < head.x1; x++) if (m[y * img.width + x]) { sum += y; n++; }
-    return n ? sum / n : null;
-  };
-  r.headPitchRowShift = +(meanRow(pitched) - meanRow(neutral)).toFixed(2);
+  // Which way the head went: the shift that best matches the eyes-to-mouth band (chin down: the face moves down).
+  r.diff.headPitch.faceShift = verticalShift(neutral, pitched, sub(head, 0.15, 0.3, 0.85, 0.9));
   r.changedBox = { jawOpen1: changedBox(neutral, jaw1), blink: changedBox(neutral, blink), jawFixture: changedBox(neutral, jawFrame),
     headPitch: changedBox(neutral, pitched) };
 }

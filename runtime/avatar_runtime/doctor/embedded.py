@@ -93,4 +93,18 @@ def check(target: Target) -> list[Result]:
         results.append(piper)
     if "espeak" in voices:
         results.append(check_espeak((tts.voice if tts.engine == "espeak" else None) or "en-us"))
+    results.append(check_languages(config))
     return results
+
+
+def check_languages(config) -> Result:
+    """Whether some language is both heard (ASR) and spoken (the TTS voice): else every reply is in the wrong one."""
+    from ..languages import languages_of
+
+    languages = languages_of(config)
+    problem = languages.problem()
+    if problem is not None:
+        fix = "set asr.engine/asr.language and tts.engine/tts.voice to one language (docs/expression.md#languages)"
+        return Result(GROUP, "languages", "warn", problem, fix)
+    spoken = ", ".join(languages.conversation) or "none"
+    return Result(GROUP, "languages", "ok", f"conversations in: {spoken} (hears {', '.join(languages.asr)})")
