@@ -131,7 +131,8 @@ for (const [i, [name]] of avatars.entries()) {
     headPitch: { ...measure(pitched), head: diff(neutral, pitched, head), shoulders: diff(neutral, pitched, shoulders),
       attached: headAttached },
     headBack: { head: diff(neutral, unpitched, head), whole: diff(neutral, unpitched) },
-    ...(live && { headLiveFrozen: { whole: compareStills(live[0], live[1], "head-live-frozen") } }),
+    ...(live && { headLiveFrozen: { whole: compareStills(live[0], live[1], "head-live-frozen"),
+      moved: diff(neutral, live[0], head) } }),
   };
   // Which way the head went: the shift that best matches the eyes-to-mouth band (chin down: the face moves down).
   r.diff.headPitch.faceShift = verticalShift(neutral, pitched, sub(head, 0.15, 0.3, 0.85, 0.9));

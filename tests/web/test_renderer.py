@@ -17,6 +17,18 @@ reference machine at 512x512: mean |ΔRGB| per pixel of the region (0..255) / pi
 The fixture frame also moves brows and eyes a little (browInnerUp 0.09, eyeWide 0.15), hence its small upper-face
 change. Thresholds sit about 2x under the weakest real signal (the default avatar's, whose mouth box also holds its
 long neck) and 4x over the largest upper-face leak.
+
+Head motion (web/src/avatar/headbone.js), the head bone turned 8° chin-down on the frozen body, same measures:
+
+| neutral vs …                       | p2-1 head box  | p2-1 shoulders | default head box | default shoulders |
+|------------------------------------|----------------|----------------|------------------|-------------------|
+| head pitch 8°                      | 23.1 / 6470    | 10.5 / 1865    | 12.7 / 3953      | 3.5 / 33          |
+| no rotation again                  | 0 / 0          |                | 0 / 0            |                   |
+
+With the pitch the eyes-to-mouth band matches the neutral one best 9 px lower on both avatars (the face moves
+down: chin down, not up). Every splat follows the head bone, so the bust below the shoulder line swings about the
+neck too, but less than the head. A live procedural head motion with the body frozen holds still: two stills are
+identical (p2-1).
 """
 
 from __future__ import annotations
@@ -43,6 +55,9 @@ BLINK_MIN = (2.0, 100)  # eye band, both eyelids closed
 UNRELATED_MAX = 1.0  # mean in a region the weights should not touch (measured <= 0.25)
 MOUTH_OVER_UPPER_MIN = {"jawFixture": 5.0, "jawOpen1": 10.0}  # measured >= 13 and >= 1000
 STILL_MAX = 0.05  # two neutral stills with the body frozen (measured 0: bit-identical)
+HEAD_PITCH_MIN = (5.0, 1500)  # head box, head bone pitched 8°: (mean, changed px); measured >= 12.7 / 3953
+HEAD_PITCH_FACE_SHIFT = (4, 16)  # px the face moves down with the 8° pitch (measured 9 on both avatars)
+HEAD_OVER_SHOULDERS_MIN = 1.5  # mean change, head box vs the bust below it (measured 2.2 and 3.6)
 
 
 def _default_avatar(tmp: Path) -> Path | None:
@@ -173,6 +188,26 @@ def test_blink_closes_the_eyes(avatar):
     d = avatar["diff"]["blink"]
     assert d["eyes"]["mean"] > BLINK_MIN[0] and d["eyes"]["changed"] > BLINK_MIN[1], d
     assert d["mouthJaw"]["mean"] < UNRELATED_MAX, d
+
+
+def test_head_rotation_reaches_the_rendered_head(avatar):
+    """A fixed rotation of the head bone (the hook procedural head motion uses) turns the head on screen, chin down;
+    removing it restores the very still it started from (nothing accumulates on the frozen body)."""
+    d = avatar["diff"]["headPitch"]
+    assert d["attached"] is True, d
+    assert d["head"]["mean"] > HEAD_PITCH_MIN[0] and d["head"]["changed"] > HEAD_PITCH_MIN[1], d
+    shift = d["faceShift"]
+    assert HEAD_PITCH_FACE_SHIFT[0] <= shift["dy"] <= HEAD_PITCH_FACE_SHIFT[1], shift
+    assert shift["error"] < 0.6 * shift["still"], shift  # a real shift of the face, not just any change
+    assert d["head"]["mean"] > HEAD_OVER_SHOULDERS_MIN * d["shoulders"]["mean"], d
+    back = avatar["diff"]["headBack"]
+    assert back["whole"]["mean"] <= STILL_MAX, back
+
+
+def test_head_motion_holds_still_while_the_body_is_frozen(render):
+    live = render["avatars"]["p2-1"]["diff"]["headLiveFrozen"]
+    assert live["moved"]["mean"] > 0, live  # the procedural pose reached the head…
+    assert live["whole"]["mean"] <= STILL_MAX and live["whole"]["changed"] == 0, live  # …and holds while frozen
 
 
 def test_avatar_is_downloaded_once(render, avatar):

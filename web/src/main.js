@@ -1,6 +1,7 @@
 // The page's controller: loads /api/config, mounts the avatar, runs conversations and routes their events to the
 // lip sync (sync.js), the renderer (avatar/view.js) and the controls (ui.js). Every failure ends in a message with
 // a way out — the conversation works without the avatar, and typing works without a microphone.
+import { HeadMotion } from "./avatar/head.js";
 import { mountAvatar, AvatarLoadError } from "./avatar/view.js";
 import { ChatStateTracker } from "./chatstate.js";
 import { ARKIT_BLENDSHAPES, heardLabels, moodLabel, weightsToObject } from "./protocol.js";
@@ -21,7 +22,15 @@ export class App {
     this.player = new ExpressionPlayer({ size: ARKIT_BLENDSHAPES.length });
     /** What the renderer is told ('Idle' | 'Listening' | 'Thinking' | 'Responding'): see chatstate.js. */
     this.chatState = "Idle";
-    this.body = new ChatStateTracker({ onChange: (state) => { if (this.session) this.chatState = state; } });
+    /** The head's own motion (idle life, nods, the listening tilt), added to the body clip by the renderer. */
+    this.head = new HeadMotion();
+    this.body = new ChatStateTracker({
+      onChange: (state) => {
+        if (!this.session) return;
+        this.chatState = state;
+        this.head.setListening(state === "Listening"); // the head attends while the body listens
+      },
+    });
     /** @type {AvatarSession|null} */
     this.session = null;
     /** @type {PlayoutDelayMeter|null} */
@@ -90,6 +99,7 @@ export class App {
         onProgress: (f) => this.ui.setAvatarStatus(`Loading the avatar… ${Math.round(f * 100)} %`),
         timeoutMs: 120000, // software WebGL (no GPU) takes tens of seconds; a GPU takes a few
       });
+      this.avatar.view.setHeadMotion(this.head);
       this.avatar.state = "ready";
       this.ui.setAvatarStatus(null);
     } catch (e) {
@@ -219,7 +229,7 @@ export class App {
         // The body follows what is heard: the state changes with the audio, which plays after the playout delay.
         this._atPlayout(() => this.body.serverState(event.state));
         break;
-      case "user_speech": // the user's own voice: no playout delay
+      case "user_speech": // the user's own voice: no playout delay (the head's listening follows the body's)
         this.body.userSpeech(event.speaking === true);
         break;
       case "mood": // sent with the audio it colours: shown when that is heard
@@ -228,9 +238,12 @@ export class App {
       case "gesture":
         // The face of every gesture is in the expression frames; the body has a clip for the hello (a wave) only.
         if (event.name === "hello") this._atPlayout(() => this.avatar.view?.playHello());
+        // The "mm-hm" at the user's pauses: about the user's voice, so at once; the head nods (rate-limited).
+        else if (event.name === "acknowledge") this.head.nod();
         break;
       case "transcript":
         ui.userSaid(event.turn, event.text, heardLabels(event));
+        if (event.final !== false) this.head.nod(); // "got it": the user has finished
         break;
       case "reply":
         ui.replyDelta(event.turn, event.text);
@@ -329,6 +342,7 @@ export class App {
     this._stateDue = 0;
     this.body.reset();
     this.chatState = "Idle";
+    this.head.setListening(false);
     this.player.reset();
     this.ui.setConnection("idle");
   }

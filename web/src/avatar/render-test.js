@@ -1,5 +1,6 @@
 // Test page driver (web/render-test.html): mounts the avatar named by ?zip= and exposes window.renderTest so
 // browser tests and benchmarks can set exact weights and read back exactly what was rendered.
+import { HeadMotion, seededRandom } from "./head.js";
 import { mountAvatar } from "./view.js";
 
 const q = new URLSearchParams(location.search);
@@ -57,6 +58,17 @@ const api = {
   },
   setState(s) { state = s; },
   setBodyFrozen(f) { api.view?.setBodyFrozen(f); },
+  /**
+   * Add a fixed head rotation {pitch, yaw, roll} (radians, see head.js) to every following frame; null: none.
+   * @returns {boolean} whether the head can be moved
+   */
+  setHeadPose(pose) { return api.view ? api.view.setHeadMotion(pose ? { pose: () => ({ ...pose }) } : null) : false; },
+  /** Live procedural head motion (head.js) from now, seeded (api.headMotion: to nod or listen). */
+  startHeadMotion({ seed = 1 } = {}) {
+    api.headMotion = new HeadMotion({ random: seededRandom(seed) });
+    return api.view ? api.view.setHeadMotion(api.headMotion) : false;
+  },
+  headMotion: null,
   frames() { return api.view ? api.view.frames : 0; },
   /**
    * Pixels of the `afterFrames`-th frame rendered from now: {width, height, rgba (base64), png?}.

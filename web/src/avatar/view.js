@@ -4,6 +4,7 @@
 // must be '0xrrggbb'; weights are scaled in place in the object we return; absent weights keep their old value.
 import { GaussianSplatRenderer, SceneRevealMode } from "gaussian-splat-renderer-for-lam";
 import { HelloClip } from "./clips.js";
+import { HeadBone } from "./headbone.js";
 import { checkAvatarZip } from "./zip.js";
 
 /** ARKit-52 blendshape names, in the order of DESIGN.md §4. */
@@ -65,7 +66,11 @@ let constructing = Promise.resolve(); // a getInstance() in flight: it will grab
  * @typedef {object} AvatarView
  * @property {HTMLCanvasElement} canvas the canvas the avatar is drawn on (inside `container`)
  * @property {() => Promise<void>} dispose stop rendering, free the GPU context, remove the canvas
- * @property {(frozen: boolean) => void} setBodyFrozen stop/restart the body clips (deterministic stills)
+ * @property {(frozen: boolean) => void} setBodyFrozen stop/restart the body clips (deterministic stills); while
+ *   frozen the head motion holds its last pose too
+ * @property {(motion: {pose: () => {pitch: number, yaw: number, roll: number}}|null) => boolean} setHeadMotion
+ *   add `motion.pose()` (radians, see head.js) to the head every frame, on top of the body clip; null: clip alone.
+ *   False when the head cannot be moved (logged once) or the view was replaced
  * @property {() => boolean} playHello play the avatar's hello (wave) clip once; false when it cannot now
  * @property {number} frames frames rendered so far
  * @property {number} splats splat count of the avatar
@@ -159,12 +164,28 @@ export async function mountAvatar(container, { zipUrl, getChatState, getWeights,
   };
   const failure = (why) => new AvatarLoadError(`the avatar renderer could not load ${name}.zip: ${why}`);
   let hello = null; // the hello clip player, made on the first wave
+  let headBone = null; // the head motion hook, made on the first setHeadMotion
+  let bodyFrozen = freezeBody;
   const view = {
     canvas,
     renderer: null,
     frames: 0,
     splats: 0,
-    setBodyFrozen(frozen) { if (view.renderer.mixer) view.renderer.mixer.timeScale = frozen ? 0 : 1; },
+    setBodyFrozen(frozen) {
+      bodyFrozen = frozen;
+      if (view.renderer.mixer) view.renderer.mixer.timeScale = frozen ? 0 : 1;
+      if (headBone) headBone.frozen = frozen;
+    },
+    setHeadMotion(motion) {
+      if (current !== view || !view.renderer) return false;
+      if (!headBone) {
+        if (!motion) return true;
+        headBone = new HeadBone(view.renderer); // logs once when the head cannot be found; then does nothing
+        headBone.frozen = bodyFrozen;
+      }
+      headBone.setSource(motion ?? null);
+      return headBone.attached;
+    },
     playHello() {
       if (current !== view || !view.renderer?.animManager) return false; // replaced, or its clips not loaded yet
       hello ??= new HelloClip(view.renderer.animManager);
