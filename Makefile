@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` (serve on https://localhost:8282) and `make test`.
-.PHONY: install run test bench lint manifests clean
+.PHONY: install run test bench demo lint manifests clean
 
 STAMP := .venv/.installed
 TEST_STAMP := .venv/.installed-test
@@ -25,6 +25,10 @@ test: $(TEST_STAMP)
 
 bench: $(TEST_STAMP)
 	.venv/bin/python hack/bench/run_all.py $(ARGS)
+
+# docs/demo/: the README's frames of the default avatar in a conversation, recorded in headless Chromium (~1 min)
+demo: $(TEST_STAMP)
+	.venv/bin/python hack/demo/record_demo.py $(ARGS)
 
 lint: $(TEST_STAMP)
 	.venv/bin/ruff check runtime operator tests hack

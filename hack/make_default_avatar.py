@@ -524,10 +524,11 @@ def build_morphs(p: np.ndarray, part: np.ndarray, names: list[str], blink: dict)
         half = side(s)
         m[f"mouth{side_name}"] = vec(lipzone, s * 0.0060, 0.0005, -0.0008)
         m[f"jaw{side_name}"] = vec(jaw, s * 0.0060, 0, 0.0008)
-        m[f"mouthSmile{side_name}"] = vec(corner(s), s * 0.0040, 0.0050, -0.0015) + vec(
-            gauss(x, y, s * 0.040, -0.012, 0.014, 0.012) * front, 0, 0.0018, 0.0008
+        # Feelings read at a glance: corners and brows travel ~8 mm at full weight (a real smile: ~10 mm).
+        m[f"mouthSmile{side_name}"] = vec(corner(s), s * 0.0060, 0.0080, -0.0015) + vec(
+            gauss(x, y, s * 0.040, -0.012, 0.014, 0.012) * front, 0, 0.0030, 0.0010
         )
-        m[f"mouthFrown{side_name}"] = vec(corner(s), s * 0.0008, -0.0050, -0.0008)
+        m[f"mouthFrown{side_name}"] = vec(corner(s), s * 0.0015, -0.0080, -0.0008)
         m[f"mouthDimple{side_name}"] = vec(corner(s), s * 0.0030, 0.0010, -0.0030)
         m[f"mouthStretch{side_name}"] = vec(corner(s, 0.013), s * 0.0060, -0.0030, -0.0020)
         m[f"mouthPress{side_name}"] = vec(lip_u * half, 0, -0.0012, -0.0015) + vec(lip_l * half, 0, 0.0015, -0.0015)
@@ -536,9 +537,9 @@ def build_morphs(p: np.ndarray, part: np.ndarray, names: list[str], blink: dict)
         m[f"noseSneer{side_name}"] = vec(
             gauss(x, y, s * 0.011, -0.016, 0.008, 0.010) * front, -s * 0.0005, 0.0030, 0.0008
         ) + vec(lip_u * half, 0, 0.0010, 0)
-        m[f"cheekSquint{side_name}"] = vec(gauss(x, y, s * 0.040, -0.006, 0.014, 0.012) * front, 0, 0.0040, 0.0010)
-        m[f"browDown{side_name}"] = vec(brow(s, 0.031, 0.020), -s * 0.0015, -0.0040, 0.0005)
-        m[f"browOuterUp{side_name}"] = vec(brow(s, 0.046, 0.013), 0, 0.0050, 0)
+        m[f"cheekSquint{side_name}"] = vec(gauss(x, y, s * 0.040, -0.006, 0.014, 0.012) * front, 0, 0.0055, 0.0010)
+        m[f"browDown{side_name}"] = vec(brow(s, 0.031, 0.020), -s * 0.0020, -0.0060, 0.0005)
+        m[f"browOuterUp{side_name}"] = vec(brow(s, 0.046, 0.013), 0, 0.0080, 0)
         # eyes: lid sheet slides down in front of the eyeball; lower lid band rises; iris moves
         ex = s * EYE_X
         band = np.exp(-(((x - ex) / 0.0145) ** 4)) * front
@@ -557,7 +558,7 @@ def build_morphs(p: np.ndarray, part: np.ndarray, names: list[str], blink: dict)
         m[f"eyeLookDown{side_name}"] = vec(iris, 0, -0.0026, 0) + vec(above, 0, -0.0010, 0)
         m[f"eyeLookIn{side_name}"] = vec(iris, -s * 0.0042, 0, 0)
         m[f"eyeLookOut{side_name}"] = vec(iris, s * 0.0042, 0, 0)
-    m["browInnerUp"] = vec(gauss(ax_, y, 0.012, 0.040, 0.012, 0.012) * front, 0, 0.0050, 0)
+    m["browInnerUp"] = vec(gauss(ax_, y, 0.012, 0.040, 0.014, 0.012) * front, 0, 0.0085, 0)
     out = {}
     for name in ARKIT:
         d = m[name].astype(np.float32)
@@ -943,6 +944,8 @@ def previews(av: dict, prefix: str) -> list[Path]:
         "pucker": {"mouthPucker": 1.0},
         "funnel": {"mouthFunnel": 1.0, "jawOpen": 0.2},
         "brows": {"browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0},
+        "sad": {"browInnerUp": 0.6, "mouthFrownLeft": 0.45, "mouthFrownRight": 0.45, "mouthShrugLower": 0.2},
+        "angry": {"browDownLeft": 0.65, "browDownRight": 0.65, "noseSneerLeft": 0.35, "noseSneerRight": 0.35},
         "look": {"eyeLookOutLeft": 1.0, "eyeLookInRight": 1.0, "eyeLookUpLeft": 0.5, "eyeLookUpRight": 0.5},
     }
     written = []

@@ -188,3 +188,15 @@ def test_ambient_motion_is_bounded_over_a_long_time():
     poses = np.array([motion.pose(t) for t in np.arange(0, 600, 1 / 15)])
     assert np.all(np.isfinite(poses)) and poses.min() >= 0 and poses.max() <= 1
     assert len(motion._blinks) < 10  # old blinks are forgotten
+
+
+def test_the_mood_steps_back_while_the_user_talks_and_returns_when_the_avatar_speaks():
+    layer = ExpressionLayer(seed=6)
+    layer.set_mood("happy", 0.8)
+    idle = ambient_series(layer, 3.0)[-5:, SMILE[0]].mean()
+    layer.set_activity("listening", 3.0)
+    listening = ambient_series(layer, 3.0, start=3.0)[-5:, SMILE[0]].mean()
+    speaking = run_speech(layer, np.zeros((60, NUM_BLENDSHAPES), dtype=np.float32), 6.0)[-5:, SMILE[0]].mean()
+    peak = MOODS["happy"]["mouthSmileLeft"] * 0.8
+    assert idle == pytest.approx(peak, abs=0.02) and speaking == pytest.approx(peak, abs=0.02)
+    assert listening < 0.5 * peak + 0.06  # 35 % of the mood, plus the attentive hint of a smile

@@ -108,7 +108,7 @@ GESTURES: MappingProxyType[str, Gesture] = MappingProxyType(
         # While listening: a small "mm-hm" (brow flash, soft smile, slow blink); the head nod is the body clip's.
         "acknowledge": _gesture(
             {"browInnerUp": 0.2, **_both("browOuterUp", 0.15), **_both("mouthSmile", 0.12),
-             **_both("eyeBlink", 0.35)}, 0.1, 0.12, 0.3,
+             **_both("eyeBlink", 0.2)}, 0.1, 0.12, 0.3,
         ),
     }
 )  # fmt: skip

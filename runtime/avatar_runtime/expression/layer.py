@@ -26,6 +26,10 @@ from .cues import ExpressionCue
 MOOD_ONSET_S = 0.25
 MOOD_DECAY_S = 0.5
 CROSSFADE_S = 0.25
+# How much of the mood shows: all of it while speaking and idle; while the user talks (and the avatar takes in
+# what was said) the face is mostly attention, so a happy reply's smile does not meet bad news.
+_MOOD_GAIN = {"speaking": 1.0, "idle": 1.0, "listening": 0.35, "thinking": 0.35}
+MOOD_GAIN_TAU_S = 0.4
 # Reaction to the emotion ASR heard in the user's voice: (passing expression, intensity).
 _REACTIONS = {"happy": ("happy", 0.5), "sad": ("sad", 0.45), "angry": ("sad", 0.3), "surprised": ("surprised", 0.4),
               "fearful": ("sad", 0.35), "disgusted": ("sad", 0.25)}  # fmt: skip
@@ -64,6 +68,7 @@ class ExpressionLayer:
         self._mood_target = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self._mood_now = np.zeros(NUM_BLENDSHAPES, dtype=np.float32)
         self._mood_t: float | None = None
+        self._mood_gain = 1.0
         self._pulses: list[_Pulse] = []
         self._last_out: np.ndarray | None = None
         self._last_kind: str | None = None  # "speech" | "ambient"
@@ -106,7 +111,7 @@ class ExpressionLayer:
     # -- frames ------------------------------------------------------------------------------------------
     def speech_frame(self, weights: np.ndarray, t: float) -> np.ndarray:
         """An Audio2Expression frame with the expression added; articulation shapes are left exactly as they are."""
-        offsets = self._offsets(t)
+        offsets = self._offsets(t, "speaking")
         articulation = float(np.clip(weights[_ARTICULATION].sum() / 0.4, 0.0, 1.0))
         offsets[MOUTH_EXPRESSION_INDICES] *= 1.0 - 0.6 * articulation
         out = np.clip(weights + offsets, 0.0, 1.0).astype(np.float32)
@@ -116,16 +121,17 @@ class ExpressionLayer:
 
     def ambient_frame(self, t: float) -> np.ndarray:
         """The pose while no reply audio plays: idle or listening life, plus mood and gestures."""
-        out = np.clip(self.ambient.pose(t) + self._offsets(t), 0.0, 1.0).astype(np.float32)
+        out = np.clip(self.ambient.pose(t) + self._offsets(t, self.ambient.activity), 0.0, 1.0).astype(np.float32)
         return self._crossfade("ambient", out, t)
 
-    def _offsets(self, t: float) -> np.ndarray:
+    def _offsets(self, t: float, activity: str) -> np.ndarray:
         dt = 0.0 if self._mood_t is None else max(0.0, t - self._mood_t)
         self._mood_t = t
         rising = np.abs(self._mood_target) > np.abs(self._mood_now)
         tau = np.where(rising, MOOD_ONSET_S, MOOD_DECAY_S)
         self._mood_now += (self._mood_target - self._mood_now) * (1.0 - np.exp(-dt / tau)).astype(np.float32)
-        total = self._mood_now.copy()
+        self._mood_gain += (_MOOD_GAIN[activity] - self._mood_gain) * (1.0 - np.exp(-dt / MOOD_GAIN_TAU_S))
+        total = self._mood_now * np.float32(self._mood_gain)
         self._pulses = [p for p in self._pulses if t - p.start <= p.gesture.duration_s]
         for pulse in self._pulses:
             level = pulse.level(t)
