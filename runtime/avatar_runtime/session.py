@@ -21,7 +21,7 @@ from .access import RateLimiter
 from .config import RuntimeConfig
 from .engines.vad_silero import CHUNK_SAMPLES
 from .expression.cues import ExpressionCue
-from .expression.layer import ExpressionLayer, frames_due
+from .expression.layer import ExpressionLayer, SparseAmbient, frames_due
 from .metrics import RuntimeMetrics
 from .pipeline.client_events import BadClientMessage, Bye, InterruptRequest, TextMessage, parse_client_message
 from .pipeline.playout import Playout, PullResult
@@ -81,6 +81,7 @@ class Session:
         self._expression = ExpressionLayer(strength=expression.strength, seed=expression.seed)
         self._timeline_s = 0.0  # playout position of the latest pull: when expression events take effect
         self._last_ambient_s: float | None = None
+        self._sparse_ambient = SparseAmbient()
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     async def accept(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -360,20 +361,25 @@ class Session:
                 self._end_turn(handle, "done", heard_text="".join(handle.produced_text))
 
     def _expression_frames(self, pulled: PullResult) -> list[bytes]:
-        """The frames this 20 ms tick sends: the reply's, with mood and gestures added, or else an ambient one."""
+        """The frames this 20 ms tick sends: the reply's, with mood and gestures added, or else an ambient one
+        (computed at `expression.ambient_fps`, sent when the face moved: `SparseAmbient`)."""
         layer = self._expression
-        frames = [
+        reply = [
             encode_frame(f.turn, f.pts_ms, layer.speech_frame(f.weights, f.pts_ms / 1000), f.last)
             for f in pulled.frames
         ]
         fps = self._config.expression.ambient_fps
-        silent = not frames and not self.playout.speaking and pulled.start_ms is not None
-        if fps and silent and frames_due(self._last_ambient_s, self._timeline_s, fps):
+        if not fps:
+            return reply
+        if reply or self.playout.speaking:
+            ambient = self._sparse_ambient.flush()  # the idle pose the reply starts from
+        elif pulled.start_ms is not None and frames_due(self._last_ambient_s, self._timeline_s, fps):
             self._last_ambient_s = self._timeline_s
-            weights = layer.ambient_frame(self._timeline_s)
-            frames.append(encode_frame(self._turns, round(pulled.start_ms), weights, ambient=True))
-            self._metrics.ambient_frames.inc()
-        return frames
+            ambient = self._sparse_ambient.offer(self._timeline_s, layer.ambient_frame(self._timeline_s))
+        else:
+            ambient = []
+        self._metrics.ambient_frames.inc(len(ambient))
+        return [encode_frame(self._turns, round(t * 1000), w, ambient=True) for t, w in ambient] + reply
 
     def _perform(self, cue: ExpressionCue) -> None:
         """A cue the LLM asked for has reached the audio it goes with: the face changes, the browser is told."""

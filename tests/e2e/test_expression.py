@@ -140,12 +140,14 @@ async def test_idle_and_listening_frames_are_alive_and_join_the_reply_timeline(s
         peer = AvatarPeer(serve(stub).url)
         await peer.connect()
         await asyncio.sleep(3.0)
+        pts = np.array([f.pts_ms for _, f in peer.received.ambient])
         ambient = np.array([f.weights for _, f in peer.received.ambient])
-        assert 30 <= len(ambient) <= 55  # 15 fps
+        # Computed at 15 fps, sent when the face moved (and every 0.5 s): fewer than 15 a second, never > 0.6 s apart.
+        assert 6 <= len(ambient) < 45 and np.diff(pts).max() <= 600 and pts[-1] > 2400
         assert ambient.std(axis=0).max() > 0.05 and ambient[:, INDEX["eyeBlinkLeft"]].max() > 0.5
-        assert len({tuple(np.round(w, 3)) for w in ambient}) > 0.9 * len(ambient)  # never a still face
+        assert len({tuple(np.round(w, 3)) for w in ambient}) > 0.7 * len(ambient)  # never a still face
         # The greeting (a hello gesture: smile, brows up) is over after 1.4 s; then the face idles.
-        greeting, idle = ambient[:15], ambient[25:]
+        greeting, idle = ambient[pts < 1000], ambient[pts > 1700]
         assert greeting[:, SMILE].max() > idle[:, SMILE].max() + 0.2
 
         peer.mic.say(speak("Could you tell me a little bit about yourself, please?"))
@@ -153,7 +155,7 @@ async def test_idle_and_listening_frames_are_alive_and_join_the_reply_timeline(s
         await peer.wait_event("user_speech", timeout=20, speaking=False)
         started, ended = peer.event_time("user_speech", speaking=True), peer.event_time("user_speech", speaking=False)
         listening = np.array([f.weights for at, f in peer.received.ambient if started + 0.5 < at < ended])
-        assert len(listening) > 10 and listening.std(axis=0).max() > 0.02
+        assert len(listening) >= 3 and listening.std(axis=0).max() > 0.02
         assert listening[:, BROWS_UP].mean() > idle[:, BROWS_UP].mean() + 0.05  # attention
         acknowledged = [at for at, e in peer.received.events if e.get("name") == "acknowledge"]
         assert acknowledged and started < acknowledged[0] <= ended + 0.05  # "mm-hm" at a pause (a nod, in a browser)
@@ -167,7 +169,7 @@ async def test_idle_and_listening_frames_are_alive_and_join_the_reply_timeline(s
         assert pts == sorted(pts)  # one timeline, in order
         assert not [f for _, f in peer.received.ambient if first_pts <= f.pts_ms <= last_pts]  # none during speech
         after = [f for _, f in peer.received.ambient if f.pts_ms > last_pts]
-        assert len(after) >= 10 and after[0].pts_ms - last_pts < 100  # idle life resumes at once ...
+        assert len(after) >= 3 and after[0].pts_ms - last_pts < 100  # idle life resumes at once ...
         assert np.abs(after[0].weights - reply[-1].weights).max() < 0.2  # ... from the last spoken pose
         await peer.close()
 
@@ -190,5 +192,5 @@ async def test_the_users_emotion_reaches_the_llm_and_the_face(serve, shared_engi
         reply_starts = min(at for at, _ in peer.received.frames)
         mirrored = np.array([f.weights for at, f in peer.received.ambient if heard_at <= at < reply_starts])
         before = np.array([f.weights for at, f in peer.received.ambient if heard_at - 1.5 <= at < heard_at - 0.5])
-        assert len(mirrored) >= 6 and mirrored[:, SMILE].max() > before[:, SMILE].max() + 0.15
+        assert len(mirrored) >= 3 and mirrored[:, SMILE].max() > before[:, SMILE].max() + 0.15
         await peer.close()

@@ -7,7 +7,7 @@ import pytest
 from avatar_runtime.expression.ambient import AmbientMotion
 from avatar_runtime.expression.catalogue import GESTURES, MOODS, SPEECH_INDICES, SPEECH_SHAPES
 from avatar_runtime.expression.cues import ExpressionCue
-from avatar_runtime.expression.layer import ExpressionLayer, frames_due
+from avatar_runtime.expression.layer import ExpressionLayer, SparseAmbient, frames_due
 from avatar_runtime.protocol import INDEX, NUM_BLENDSHAPES
 
 FPS = 30
@@ -200,3 +200,27 @@ def test_the_mood_steps_back_while_the_user_talks_and_returns_when_the_avatar_sp
     peak = MOODS["happy"]["mouthSmileLeft"] * 0.8
     assert idle == pytest.approx(peak, abs=0.02) and speaking == pytest.approx(peak, abs=0.02)
     assert listening < 0.5 * peak + 0.06  # 35 % of the mood, plus the attentive hint of a smile
+
+
+def test_sparse_ambient_sends_a_third_of_the_frames_and_interpolation_retraces_the_rest():
+    layer, sparse = ExpressionLayer(seed=3), SparseAmbient(min_change=0.01, max_interval_s=0.5)
+    times = np.arange(0, 60, 1 / 15)
+    full = np.array([layer.ambient_frame(t) for t in times])
+    sent = [pair for t, w in zip(times, full, strict=True) for pair in sparse.offer(t, w)]
+    sent_t, sent_w = np.array([t for t, _ in sent]), np.array([w for _, w in sent])
+    assert 2.0 <= len(sent) / 60 <= 7.0  # of 15 computed per second
+    assert np.diff(sent_t).max() <= 0.54 and np.all(np.diff(sent_t) > 0)  # the browser interpolates up to 0.6 s
+    rebuilt = np.stack([np.interp(times, sent_t, sent_w[:, k]) for k in range(NUM_BLENDSHAPES)], axis=1)
+    assert np.abs(rebuilt - full).max() <= 0.01  # what the browser shows is the face computed, within 0.01
+    blinks = full[:, INDEX["eyeBlinkLeft"]] > 0.5
+    assert blinks.any() and np.all(rebuilt[blinks, INDEX["eyeBlinkLeft"]] > 0.49)  # blinks keep their depth
+
+
+def test_sparse_ambient_hands_over_its_last_unsent_frame_when_a_reply_starts():
+    sparse = SparseAmbient()
+    still = np.full(NUM_BLENDSHAPES, 0.2, dtype=np.float32)
+    assert [t for t, _ in sparse.offer(0.0, still)] == [0.0]
+    assert sparse.offer(1 / 15, still) == [] and sparse.offer(2 / 15, still) == []
+    assert [t for t, _ in sparse.flush()] == [2 / 15]  # the pose the reply starts from, not 0.13 s older
+    assert sparse.flush() == []
+    assert [t for t, _ in sparse.offer(3.0, still)] == [3.0]  # after the reply: sent at once

@@ -7,14 +7,18 @@
 // where the arrival time is taken from a steady pts → local-clock mapping (not each frame's own, jittery, arrival)
 // and the playout delay is measured from the audio receiver's WebRTC stats. Between 30 fps frames we interpolate at
 // display rate; after a turn's last frame (or an interrupt) the face eases back to neutral.
-// While the avatar is silent the server may send *ambient* frames (15 fps: blinks, gaze, breathing, listening) on the
-// same timeline; they join the reply frames seamlessly (interpolated across), and no interrupt drops them.
+// While the avatar is silent the server may send *ambient* frames (blinks, gaze, breathing, listening) on the same
+// timeline: computed at 15 fps but sent only when the face moved, at least every 0.5 s (the server sends the still
+// frame before each movement, so linear interpolation retraces it). They join the reply frames seamlessly
+// (interpolated across), and no interrupt drops them.
 // Pure logic with injected clocks and stats, so Node unit tests drive it without a browser.
 
 /** Nominal expression frame period (30 fps). */
 export const FRAME_MS = 1000 / 30;
-/** Period of ambient frames (15 fps): idle life needs no more, and it halves the data sent while silent. */
+/** Period of ambient frames as computed (15 fps): idle life needs no more. */
 export const AMBIENT_FRAME_MS = 1000 / 15;
+/** Longest gap between two ambient frames sent (the server's keep-alive is 0.5 s, on the 15 fps grid: ≤ 533 ms). */
+export const AMBIENT_MAX_GAP_MS = 600;
 
 /**
  * Maps a frame's pts (ms on the reply audio track) to the local time its audio packet arrived.
@@ -64,19 +68,20 @@ export function decayFactor(p) {
  */
 export class ExpressionPlayer {
   /**
-   * @param {{size?: number, frameMs?: number, ambientFrameMs?: number, decayMs?: number, holdMs?: number,
+   * @param {{size?: number, frameMs?: number, ambientMaxGapMs?: number, decayMs?: number, holdMs?: number,
    *          maxGapMs?: number, centreMs?: number, clock?: ArrivalClock}} [options]
-   *   size: weights per frame · frameMs, ambientFrameMs: how long a reply / ambient frame lasts · decayMs: ease to
+   *   size: weights per frame · frameMs: how long a reply frame lasts · ambientMaxGapMs: how far apart two ambient
+   *   frames may be and still be interpolated (and how long one lasts when none follows) · decayMs: ease to
    *   neutral after a turn · holdMs: how long the last frame is held when frames stop without a `last` flag (an
    *   underrun: more may come) · maxGapMs: larger pts gaps are not interpolated · centreMs: where in its period a
    *   frame is shown. Audio2Expression derives frame k from the audio of [pts, pts + period), so its pose belongs to
    *   the middle of that window, half a period after its pts.
    */
-  constructor({ size = 52, frameMs = FRAME_MS, ambientFrameMs = AMBIENT_FRAME_MS, decayMs = 150, holdMs = 120,
+  constructor({ size = 52, frameMs = FRAME_MS, ambientMaxGapMs = AMBIENT_MAX_GAP_MS, decayMs = 150, holdMs = 120,
     maxGapMs = 100, centreMs = frameMs / 2, clock } = {}) {
     this.size = size;
     this.frameMs = frameMs;
-    this.ambientFrameMs = ambientFrameMs;
+    this.ambientMaxGapMs = ambientMaxGapMs;
     this.decayMs = decayMs;
     this.holdMs = holdMs;
     this.maxGapMs = maxGapMs;
@@ -178,9 +183,10 @@ export class ExpressionPlayer {
     while (i + 1 < frames.length && frames[i + 1].ptsMs <= media) i++;
     const a = frames[i];
     const b = frames[i + 1];
-    // Frames of one reply flow into each other; so do ambient frames, into and out of replies (the server cross-fades
-    // at the seams). Two different replies do not: a gap between them means silence, hence neutral.
-    if (b && b.ptsMs - a.ptsMs <= this.maxGapMs && (b.turn === a.turn || a.ambient || b.ambient)) {
+    // Frames of one reply flow into each other; so do ambient frames (sent sparsely: further apart), into and out of
+    // replies (the server cross-fades at the seams). Two different replies do not: a gap means silence, hence neutral.
+    const maxGap = a.ambient && b?.ambient ? this.ambientMaxGapMs : this.maxGapMs;
+    if (b && b.ptsMs - a.ptsMs <= maxGap && (b.turn === a.turn || a.ambient || b.ambient)) {
       const t = (media - a.ptsMs) / (b.ptsMs - a.ptsMs);
       for (let k = 0; k < this.size; k++) out[k] = a.weights[k] + (b.weights[k] - a.weights[k]) * t;
       return;
@@ -190,7 +196,7 @@ export class ExpressionPlayer {
     // Where the session sends ambient frames, a finished reply is followed by them: wait for those as for late ones.
     const ended = !a.ambient && (a.last || this._ended.has(a.turn));
     const finished = (ended && !this._ambientSeen) || (b !== undefined && b.turn !== a.turn);
-    const period = a.ambient ? this.ambientFrameMs : this.frameMs;
+    const period = a.ambient ? this.ambientMaxGapMs : this.frameMs;
     const decayStart = a.ptsMs + period + (finished ? 0 : this.holdMs);
     const f = media <= decayStart ? 1 : decayFactor((media - decayStart) / this.decayMs);
     for (let k = 0; k < this.size; k++) out[k] = a.weights[k] * f;

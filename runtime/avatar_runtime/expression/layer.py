@@ -170,3 +170,39 @@ def frames_due(last_t: float | None, t: float, fps: float) -> bool:
 
 
 __all__ = ["ExpressionLayer", "frames_due"]
+
+
+class SparseAmbient:
+    """Which ambient frames go on the wire: a silent face changes little from one frame to the next.
+
+    A frame is sent when the face has moved more than `min_change` (a weight) since the last one sent, and at
+    least every `max_interval_s` (the browser interpolates between ambient frames up to 0.6 s apart, and holds
+    the last one). Before a frame sent for a change, the last frame not sent goes first: the browser's linear
+    interpolation then follows the still part and the movement (a blink, a saccade) at their real speed.
+    `flush()` (a reply starts) returns that last unsent frame, so the face leaves its true idle pose.
+    """
+
+    def __init__(self, min_change: float = 0.01, max_interval_s: float = 0.5) -> None:
+        self.min_change = min_change
+        self.max_interval_s = max_interval_s
+        self._sent: np.ndarray | None = None
+        self._sent_t = 0.0
+        self._unsent: tuple[float, np.ndarray] | None = None
+
+    def offer(self, t: float, weights: np.ndarray) -> list[tuple[float, np.ndarray]]:
+        """The frames to send now (oldest first) for the ambient frame `weights` at time `t`."""
+        if self._sent is None or np.abs(weights - self._sent).max() > self.min_change:
+            out = [self._unsent] if self._unsent is not None else []
+        elif t - self._sent_t >= self.max_interval_s - 1e-6:
+            out = []
+        else:
+            self._unsent = (t, weights)
+            return []
+        self._sent, self._sent_t, self._unsent = weights, t, None
+        return [*out, (t, weights)]
+
+    def flush(self) -> list[tuple[float, np.ndarray]]:
+        """Ambient frames stop (a reply starts): the last unsent one, if any; the next ambient frame is sent."""
+        out = [self._unsent] if self._unsent is not None else []
+        self._sent, self._unsent = None, None
+        return out

@@ -91,7 +91,9 @@ test("hello plays the wave over the speaking clips, then hands the body back to 
   await run("Responding", 1);
   assert.equal(weightOf("yumi_h5_a3_hello"), 0, "faded out");
   const speaking = ["speak_1", "speak_2", "speak_3", "speak_4", "speak", "speak_end"].map(weightOf);
-  assert.ok(Math.max(...speaking) > 0.99, `a speaking clip plays again: ${speaking}`);
+  // The renderer cross-fades from one speaking clip to the next on its own timer: together they hold the body.
+  const together = speaking.reduce((a, b) => a + b, 0);
+  assert.ok(together > 0.99 && together < 1.01, `the speaking clips play again: ${speaking}`);
   AnimationManager.actions.length = 0;
 });
 

@@ -174,13 +174,21 @@ test("a finished reply waits for the ambient frames that follow it (a late one i
 });
 
 test("ambient frames that stop (a stall) are held, then eased to neutral", () => {
-  const player = ambientPlayer([0.3, 0.6]); // the newest one, pts 67, covers until 133
-  close(player.sample(1000 + 67 + 67 + 100)[JAW], 0.6); // held: 67 ms period + 120 ms hold
-  const easing = player.sample(1000 + 67 + 67 + 120 + 75)[JAW];
+  const player = ambientPlayer([0.3, 0.6]); // the newest one, pts 67: the next may come up to 600 ms later
+  close(player.sample(1000 + 67 + 600 + 100)[JAW], 0.6); // held: the longest gap + 120 ms hold
+  const easing = player.sample(1000 + 67 + 600 + 120 + 75)[JAW];
   assert.ok(easing > 0.05 && easing < 0.55, `easing out: ${easing}`);
-  close(player.sample(1000 + 67 + 67 + 120 + 150)[JAW], 0);
-  player.push(ambient(0, 1000, 0.4), 2000); // they resume
-  close(player.sample(2000)[JAW], 0.4);
+  close(player.sample(1000 + 67 + 600 + 120 + 150)[JAW], 0);
+  player.push(ambient(0, 2000, 0.4), 3000); // they resume
+  close(player.sample(3000)[JAW], 0.4);
+});
+
+test("sparse ambient frames (a still face sent every 0.5 s) are interpolated, not eased out between", () => {
+  const player = ambientPlayer([]);
+  for (const [pts, jaw] of [[0, 0.1], [533, 0.1], [600, 0.5], [1133, 0.2]]) player.push(ambient(0, pts, jaw), 1000 + pts);
+  close(player.sample(1000 + 300)[JAW], 0.1); // the still part: held exactly, no dip toward neutral
+  close(player.sample(1000 + 566.5)[JAW], 0.3); // the movement, at its real speed
+  close(player.sample(1000 + 866.5)[JAW], 0.5 - 0.3 * (266.5 / 533));
 });
 
 test("interrupt drops the reply's frames but never the ambient ones, before or after it", () => {
