@@ -385,8 +385,8 @@ class Session:
         """A cue the LLM asked for has reached the audio it goes with: the face changes, the browser is told."""
         self._expression.apply_cue(cue, self._timeline_s)
         self._metrics.expression_cues.labels(action=cue.action, name=cue.name).inc()
-        if cue.action != "expression":
-            self.send_event(cue.as_event())
+        if (event := cue.as_event()) is not None:
+            self.send_event(event)
 
     def _client_keeps_up(self) -> bool:
         """Whether the browser takes its data channel's data; one that stays behind too long is disconnected."""

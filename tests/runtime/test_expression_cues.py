@@ -14,7 +14,6 @@ from avatar_runtime.expression.cues import (
     InlineCueFilter,
     cue_from_tool_call,
     make_cue,
-    strip_tags,
     voice_context,
 )
 from avatar_runtime.pipeline.prompt import build_messages
@@ -51,7 +50,7 @@ def test_brackets_that_are_not_tags_stay_text():
             assert out == "[" and cues[0].name == "sad"
         else:
             assert out == text and not cues
-    assert strip_tags("Hi [mood:sad]there") == "Hi there"
+    assert run_filter(["Hi [mood:sad]there"])[0] == "Hi there"
 
 
 def test_text_is_released_without_waiting_except_after_an_open_bracket():
@@ -94,6 +93,7 @@ def test_tools_are_valid_openai_function_declarations():
 def test_cue_events_for_the_browser():
     assert ExpressionCue("mood", "sad", 0.66).as_event() == {"type": "mood", "mood": "sad", "intensity": 0.66}
     assert ExpressionCue("gesture", "hello").as_event() == {"type": "gesture", "name": "hello"}
+    assert ExpressionCue("expression", "surprised", 0.9, 1.5).as_event() is None  # all in the frames
 
 
 def test_voice_notes_say_what_was_heard_besides_words():
@@ -126,4 +126,4 @@ def test_emoji_are_never_spoken_and_faces_become_expressions():
     assert [(c.action, c.name) for c in cues] == [
         ("expression", "happy"), ("gesture", "hello"), ("expression", "sad"), ("expression", "thinking")]  # fmt: skip
     assert run_filter(list("Great news 😊! See you 👋🏽 soon")) == run_filter(["Great news 😊! See you 👋🏽 soon"])
-    assert strip_tags("中文没有表情。😉") == "中文没有表情。"
+    assert run_filter(["中文没有表情。😉"])[0] == "中文没有表情。"

@@ -37,13 +37,14 @@ class ExpressionCue:
     intensity: float = DEFAULT_INTENSITY
     duration_s: float | None = None  # expression: how long it is held
 
-    def as_event(self) -> dict:
-        """The data-channel event the browser gets when the cue takes effect (mood and gesture only)."""
+    def as_event(self) -> dict | None:
+        """The data-channel event the browser gets when the cue takes effect; a passing expression is all in
+        the frames, so it has none."""
         if self.action == "gesture":
             return {"type": "gesture", "name": self.name}
         if self.action == "mood":
             return {"type": "mood", "mood": self.name, "intensity": round(self.intensity, 2)}
-        return {"type": "mood", "mood": self.name, "intensity": round(self.intensity, 2), "transient": True}
+        return None
 
 
 def make_cue(action: str, name: str, intensity: object = None, duration_s: object = None) -> ExpressionCue:
@@ -285,12 +286,6 @@ def _merge_text(items: list[str | ExpressionCue]) -> list[str | ExpressionCue]:
                 continue
         merged.append(item)
     return merged
-
-
-def strip_tags(text: str) -> str:
-    """Whole text without inline tags (for text that is not streamed)."""
-    cue_filter = InlineCueFilter()
-    return "".join(i for i in cue_filter.push(text) + cue_filter.flush() if isinstance(i, str))
 
 
 # -- the user's voice --------------------------------------------------------------------------------------

@@ -157,19 +157,10 @@ class ExpressionLayer:
         self._last_out = out
         return out
 
-    def mood_level(self, name: str) -> float:
-        """How far the face has moved toward `name` (0..1, for tests and diagnostics)."""
-        target = offsets_vector(MOODS[name])
-        norm = float(target @ target)
-        return 0.0 if not norm else float(self._mood_now @ target) / norm
-
 
 def frames_due(last_t: float | None, t: float, fps: float) -> bool:
     """Whether an ambient frame is due at `t` given the previous one at `last_t` (a frame every 1/fps s)."""
     return last_t is None or t - last_t >= 1.0 / fps - 1e-6
-
-
-__all__ = ["ExpressionLayer", "frames_due"]
 
 
 class SparseAmbient:
