@@ -134,12 +134,12 @@ def test_full_loop_spoken_question_answered_with_moving_mouth(runtime, media, tm
     mouth = sum(m["mouth"]["changed"] for m in speaking)
     upper = sum(m["upperFace"]["changed"] for m in speaking)
     assert mouth >= MOUTH_OVER_UPPER_MIN * max(upper, 1), (mouth, upper)
-    # The body follows the conversation: it listens while the server hears the user (`user_speech`, where the
-    # runtime sends it), thinks, speaks, and idles once the reply has been heard.
+    # The body follows the conversation: it listens while the server hears the user (`user_speech`), thinks,
+    # speaks, and idles once the reply has been heard. (The chat states are sampled from before the connection;
+    # the event log starts after it, so it may miss the first `user_speech`: the states are what is checked.)
     states = [s for i, s in enumerate(r["chatStates"]) if i == 0 or s != r["chatStates"][i - 1]]
     assert states[-3:] == ["Thinking", "Responding", "Idle"], r["chatStates"]
-    heard_user = any(event.get("type") == "user_speech" and event.get("speaking") for event in r["events"] or [])
-    assert ("Listening" in states) == heard_user, (r["chatStates"], heard_user)
+    assert "Listening" in states[:-3], r["chatStates"]
     # …and once it is done, the face settles: back to the neutral face it had before the conversation, or, where
     # the runtime sends ambient frames (idle life: blinks, gaze, breathing), at least no more speech on the mouth.
     assert len(r["settledConsecutive"]) >= 2
